@@ -1,0 +1,178 @@
+"""What every clustering model shares: the Snapshot record and the EM driver.
+
+A model implements two steps, ``_initialize(X)`` (iteration 0: the initial
+partition) and ``_iterate()`` (one EM iteration); :meth:`ClusterModel.fit_iter`
+turns them into a stream of :class:`Snapshot` records and owns what all models
+have in common: the time budget, the iteration cap, convergence, metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+from .metrics import all_metrics
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One EM iteration of one model, as plain numbers and numpy arrays."""
+
+    iteration: int
+    """0 is the initial partition; 1, 2, ... are EM iterations"""
+    elapsed: float
+    """seconds since ``fit_iter`` started"""
+    assignments: np.ndarray
+    """(N,) int: the cluster of each point"""
+    sizes: np.ndarray
+    """(K,) int: points per cluster"""
+    changed: float
+    """fraction of points whose cluster changed since the previous iteration"""
+    metrics: dict[str, float]
+    """purity, ari, nmi, acc, rand against the labels; empty without labels"""
+    losses: dict[str, float]
+    """model-specific training losses of this iteration (may be empty)"""
+    samples: np.ndarray | None
+    """(K, S, d): a few points drawn from each component, in the model's
+    (scaled) feature units; None for models that cannot sample"""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """model-specific values: GMM means/covariances/log-likelihood, GANMM's
+    sigma_t and classifier accuracy, ..."""
+    converged: bool = False
+    """True on the iteration where the convergence test passed"""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a model's step hands back to the driver."""
+
+    assignments: np.ndarray
+    losses: dict[str, float] = field(default_factory=dict)
+    samples: np.ndarray | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """Settings every model has."""
+
+    n_clusters: int = 10
+    """number of clusters K"""
+    max_iter: int = 50
+    """cap on EM iterations (iteration 0, the initial split, not counted)"""
+    time_budget: float | None = None
+    """stop after the iteration during which this many seconds passed (None: no limit)"""
+    tol: float = 0.001
+    """convergence: at most this fraction of points change cluster ..."""
+    patience: int = 3
+    """... for this many iterations in a row"""
+    seed: int = 0
+    """seed of every random choice; the same seed on CPU gives the same result"""
+
+    def validate(self) -> None:
+        if self.n_clusters < 1:
+            raise ConfigError(f"n_clusters must be at least 1, got {self.n_clusters}")
+        if self.max_iter < 0:
+            raise ConfigError(f"max_iter must be 0 or more, got {self.max_iter}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ConfigError(f"time_budget must be positive seconds, got {self.time_budget}")
+        if self.patience < 1:
+            raise ConfigError(f"patience must be at least 1, got {self.patience}")
+
+
+class ClusterModel:
+    """Estimator contract shared by every model.
+
+    ``fit(X) -> self``, ``predict(X)``, ``predict_proba(X)``; learned state has a
+    trailing underscore: ``labels_``, ``n_iter_``, ``history_`` (the snapshots),
+    ``converged_``.
+    """
+
+    config_class: type[BaseConfig] = BaseConfig
+    name: str = "model"
+
+    def __init__(self, config: BaseConfig | None = None, **overrides: Any):
+        config = config if config is not None else self.config_class()
+        try:
+            self.config = dataclasses.replace(config, **overrides)
+        except TypeError as exc:
+            raise ConfigError(f"{type(self).__name__}: {exc}") from None
+        self.config.validate()
+
+    # --- what a model implements -------------------------------------------------
+    def _initialize(self, X: np.ndarray) -> StepResult:
+        raise NotImplementedError
+
+    def _iterate(self, iteration: int) -> StepResult:
+        raise NotImplementedError
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # --- the driver -----------------------------------------------------------------
+    def fit_iter(self, X: np.ndarray, y: np.ndarray | None = None) -> Iterator[Snapshot]:
+        """Fit, yielding one :class:`Snapshot` per EM iteration (0 = initial split).
+
+        ``y`` is used for the snapshot metrics only, never for training.
+        """
+        cfg = self.config
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise DataError(f"expected a 2-D array of shape (rows, features), got shape {X.shape}")
+        if len(X) < cfg.n_clusters:
+            raise DataError(
+                f"the data has {len(X)} rows but {cfg.n_clusters} clusters were asked for; "
+                f"choose at most {len(X)} clusters or add rows")
+        if y is not None and len(y) != len(X):
+            raise DataError(f"{len(y)} labels for {len(X)} rows; give one label per row")
+        start = time.perf_counter()
+        # models with long steps check this (via _past_deadline) to cut a step short
+        self._deadline = None if cfg.time_budget is None else start + cfg.time_budget
+        self.history_: list[Snapshot] = []
+        self.converged_ = False
+        previous: np.ndarray | None = None
+        calm = 0
+        for it in range(cfg.max_iter + 1):
+            step = self._initialize(X) if it == 0 else self._iterate(it)
+            a = np.asarray(step.assignments, dtype=np.int64)
+            changed = 1.0 if previous is None else float(np.mean(a != previous))
+            calm = calm + 1 if (previous is not None and changed <= cfg.tol) else 0
+            converged = calm >= cfg.patience
+            elapsed = time.perf_counter() - start
+            snap = Snapshot(
+                iteration=it, elapsed=elapsed, assignments=a,
+                sizes=np.bincount(a, minlength=cfg.n_clusters),
+                changed=changed,
+                metrics=all_metrics(y, a) if y is not None else {},
+                losses=step.losses, samples=step.samples, extras=step.extras,
+                converged=converged,
+            )
+            self.labels_ = a
+            self.n_iter_ = it
+            self.history_.append(snap)
+            yield snap
+            previous = a
+            if converged:
+                self.converged_ = True
+                break
+            if self._past_deadline():
+                break
+
+    def _past_deadline(self) -> bool:
+        deadline = getattr(self, "_deadline", None)
+        return deadline is not None and time.perf_counter() >= deadline
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "ClusterModel":
+        """Run :meth:`fit_iter` to the end; ``y`` only fills the metrics."""
+        for _ in self.fit_iter(X, y):
+            pass
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The most probable cluster of each row of ``X``."""
+        return np.asarray(self.predict_proba(X)).argmax(axis=1)

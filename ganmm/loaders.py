@@ -1,0 +1,540 @@
+"""File-format parsers behind :func:`ganmm.data.load`: CSV/TSV, NPY, NPZ, IDX.
+
+Every parser takes the file's bytes and returns a :class:`Table` of raw arrays
+(no scaling, no label encoding); :mod:`ganmm.data` turns a table into a
+``Dataset``. Nothing here trusts a header: sizes are checked against the
+:class:`Limits` and against the bytes actually present before any array is
+allocated, user files are never unpickled, and every malformed input ends in a
+:class:`~ganmm.errors.DataError` whose message says what to change.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ganmm.errors import DataError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds on what a loader accepts, checked before allocating."""
+
+    max_rows: int = 200_000
+    """most data rows (samples) a file may hold"""
+    max_features: int = 10_000
+    """most features (columns, or pixels per image) a file may hold"""
+    max_bytes: int = 512 * 2**20
+    """most bytes a file may hold once decompressed"""
+
+
+DEFAULT_LIMITS = Limits()
+
+ACCEPTED_TYPES = (
+    ".csv, .tsv, .txt (comma-, tab- or semicolon-separated text), "
+    ".npy, .npz (NumPy arrays), .idx or *-ubyte (MNIST IDX), each optionally .gz"
+)
+
+# Errors that the standard library, NumPy and pandas raise on malformed input.
+# The loaders turn these (and only these) into DataError at their boundary.
+MALFORMED_INPUT_ERRORS = (
+    ValueError, TypeError, IndexError, KeyError, OverflowError, EOFError, OSError,
+    RuntimeError, NotImplementedError, MemoryError, UnicodeError, struct.error,
+    zlib.error, zipfile.BadZipFile, csv.Error, pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+)
+
+
+class Table(NamedTuple):
+    """Raw arrays read from one file, before validation and scaling."""
+
+    X: np.ndarray
+    """(n, d) numeric features, images already flattened to h*w"""
+    labels: np.ndarray | None
+    """(n,) raw label values (numbers or strings), or None"""
+    feature_names: tuple[str, ...] | None
+    """column names when the file has them, else None"""
+    image_shape: tuple[int, int] | None
+    """(h, w) when the file holds images, else None"""
+
+
+def file_format(filename: str) -> str:
+    """Return "csv", "npy", "npz" or "idx" for a file name (".gz" ignored)."""
+    name = filename.lower().strip()
+    if name.endswith(".gz"):
+        name = name[: -len(".gz")]
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return "csv"
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".idx") or "ubyte" in name:
+        return "idx"
+    raise DataError(
+        f"cannot tell the type of {filename!r} from its name; "
+        f"rename it with one of the accepted types: {ACCEPTED_TYPES}"
+    )
+
+
+def check_size(n_rows: int, n_features: int, limits: Limits) -> None:
+    """Raise DataError if a shape exceeds the row or feature limit."""
+    if n_rows > limits.max_rows:
+        raise DataError(
+            f"the data has {n_rows:,} rows but at most {limits.max_rows:,} are "
+            f"accepted (Limits.max_rows); use a sample of the rows or raise the limit"
+        )
+    if n_features > limits.max_features:
+        raise DataError(
+            f"the data has {n_features:,} features but at most {limits.max_features:,} "
+            f"are accepted (Limits.max_features); reduce the features or raise the limit"
+        )
+
+
+def maybe_gunzip(data: bytes, limits: Limits) -> bytes:
+    """Decompress gzip data (recognised by its magic bytes) with a size cap.
+
+    The gzip header's size field is never trusted: at most
+    ``limits.max_bytes + 1`` bytes of output are produced, and more is an error.
+    """
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            out = stream.read(limits.max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"the gzip data could not be decompressed ({exc}); "
+            f"the file may be truncated or damaged, so download or export it again"
+        ) from exc
+    if len(out) > limits.max_bytes:
+        raise DataError(
+            f"the decompressed size exceeds the limit of {limits.max_bytes:,} bytes "
+            f"(Limits.max_bytes); use a smaller file or raise the limit"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# IDX (the MNIST format)
+# --------------------------------------------------------------------------- #
+
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx_array(data: bytes, limits: Limits) -> np.ndarray:
+    """Parse one IDX file into an array, checking its header against the bytes."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError(
+            "this is not an IDX file: it should start with two zero bytes, a type "
+            "code and the number of dimensions; choose an MNIST-format (*-ubyte) file"
+        )
+    code, ndim = data[2], data[3]
+    if code not in _IDX_DTYPES:
+        raise DataError(
+            f"the IDX header has an unknown type code 0x{code:02X}; the file is damaged "
+            f"or not IDX, so download it again"
+        )
+    if ndim == 0 or len(data) < 4 + 4 * ndim:
+        raise DataError(
+            "the IDX header is truncated or declares no dimensions; "
+            "the file is damaged, so download it again"
+        )
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    dtype = np.dtype(_IDX_DTYPES[code])
+    expected = math.prod(dims) * dtype.itemsize
+    held = len(data) - 4 - 4 * ndim
+    if expected != held:
+        raise DataError(
+            f"the IDX header says {'x'.join(map(str, dims))} ({expected:,} bytes) but "
+            f"the file holds {held:,} bytes; the file is truncated or damaged, "
+            f"so download it again"
+        )
+    check_size(dims[0], math.prod(dims[1:]), limits)
+    return np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
+
+
+def parse_idx(data: bytes, limits: Limits) -> Table:
+    """Parse an IDX features file: 3-D is images, 2-D a table, 1-D one feature."""
+    arr = read_idx_array(data, limits)
+    return _table_from_array(arr, "the IDX file")
+
+
+# --------------------------------------------------------------------------- #
+# NPY and NPZ
+# --------------------------------------------------------------------------- #
+
+def read_npy_array(data: bytes, limits: Limits, *, allow_strings: bool = False) -> np.ndarray:
+    """Parse one .npy file without unpickling, checking its header first."""
+    if data[:1] == b"\x80":
+        raise DataError(
+            "this file is a Python pickle, not a NumPy array; pickled/object arrays "
+            "are not accepted, so save it with numpy.save(path, array, allow_pickle=False)"
+        )
+    if data[:4] == b"PK\x03\x04":
+        raise DataError(
+            "this file is a zip archive, not a single .npy array; "
+            "rename it to .npz if it was written by numpy.savez"
+        )
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except Exception as exc:  # noqa: BLE001 - numpy parses the header with Python's
+        # tokenizer and ast, which raise SyntaxError, TokenError, ... on garbage
+        raise DataError(
+            f"this is not a readable .npy file ({exc}); save the array with numpy.save"
+        ) from exc
+    if dtype.hasobject:
+        raise DataError(
+            "the array holds Python objects; pickled/object arrays are not accepted, "
+            "so convert it to numbers (e.g. array.astype(float)) before saving"
+        )
+    kinds = "biuf" + ("US" if allow_strings else "")
+    if dtype.kind not in kinds or dtype.names is not None or dtype.subdtype is not None:
+        raise DataError(
+            f"the array has type {dtype}, which is not plain numbers; "
+            f"convert it with array.astype(float) before saving"
+        )
+    if any(dim < 0 for dim in shape):
+        raise DataError("the .npy header declares a negative size; save the array again")
+    expected = math.prod(shape) * dtype.itemsize
+    held = len(data) - stream.tell()
+    if expected > held:
+        raise DataError(
+            f"the .npy header says {'x'.join(map(str, shape)) or 'a scalar'} "
+            f"({expected:,} bytes) but the file holds {held:,} bytes; "
+            f"the file is truncated, so save or download it again"
+        )
+    if len(shape) >= 1:
+        check_size(shape[0], math.prod(shape[1:]), limits)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except MALFORMED_INPUT_ERRORS as exc:
+        raise DataError(f"the .npy file could not be read ({exc}); save it again") from exc
+
+
+def parse_npy(data: bytes, limits: Limits) -> Table:
+    """Parse a .npy features array: (n, d) table or (n, h, w) images."""
+    return _table_from_array(read_npy_array(data, limits), "the .npy array")
+
+
+def parse_npz(data: bytes, limits: Limits) -> Table:
+    """Parse a .npz archive holding ``X`` and optionally ``y``.
+
+    Member sizes declared in the zip directory are checked against
+    ``limits.max_bytes`` before anything is decompressed.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = {info.filename: info for info in archive.infolist()}
+    except MALFORMED_INPUT_ERRORS as exc:
+        raise DataError(
+            f"this is not a readable .npz (zip) archive ({exc}); "
+            f"save the arrays with numpy.savez(path, X=features, y=labels)"
+        ) from exc
+    if "X.npy" not in members:
+        found = ", ".join(sorted(n.removesuffix(".npy") for n in members)) or "none"
+        raise DataError(
+            f"the .npz archive has no array named 'X' (found: {found}); "
+            f"save the features with numpy.savez(path, X=features, y=labels)"
+        )
+    wanted = [key for key in ("X", "y") if f"{key}.npy" in members]
+    declared = sum(members[f"{key}.npy"].file_size for key in wanted)
+    if declared > limits.max_bytes:
+        raise DataError(
+            f"the .npz arrays declare {declared:,} bytes once decompressed, more than "
+            f"the limit of {limits.max_bytes:,} bytes (Limits.max_bytes); "
+            f"use a smaller file or raise the limit"
+        )
+    arrays = {}
+    for key in wanted:
+        try:
+            with archive.open(members[f"{key}.npy"]) as member:
+                raw = member.read(limits.max_bytes + 1)
+        except MALFORMED_INPUT_ERRORS as exc:
+            raise DataError(
+                f"the array {key!r} in the .npz archive could not be decompressed ({exc}); "
+                f"save the archive again"
+            ) from exc
+        if len(raw) > limits.max_bytes:
+            raise DataError(
+                f"the decompressed size exceeds the limit of {limits.max_bytes:,} bytes "
+                f"(Limits.max_bytes); use a smaller file or raise the limit"
+            )
+        arrays[key] = read_npy_array(raw, limits, allow_strings=(key == "y"))
+    table = _table_from_array(arrays["X"], "the array 'X'")
+    if "y" in arrays:
+        table = table._replace(labels=labels_vector(arrays["y"], "the array 'y'"))
+    return table
+
+
+# --------------------------------------------------------------------------- #
+# Separate labels files (IDX or NPY)
+# --------------------------------------------------------------------------- #
+
+def parse_labels(data: bytes, limits: Limits) -> np.ndarray:
+    """Parse a labels file given apart from the features (IDX or .npy, maybe gz)."""
+    data = maybe_gunzip(data, limits)
+    if data[:6] == b"\x93NUMPY":
+        return labels_vector(read_npy_array(data, limits, allow_strings=True), "the labels file")
+    return labels_vector(read_idx_array(data, limits), "the labels file")
+
+
+def labels_vector(arr: np.ndarray, what: str) -> np.ndarray:
+    """Check that labels form a 1-D vector (an (n, 1) column is accepted)."""
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataError(
+            f"{what} should be 1-D (one label per row) but has shape "
+            f"{'x'.join(map(str, arr.shape))}; choose the labels file that goes with the data"
+        )
+    return arr
+
+
+def _table_from_array(arr: np.ndarray, what: str) -> Table:
+    """Shape an array into a table: (n,) -> (n, 1); (n, h, w) -> images."""
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{what} has type {arr.dtype}, not numbers; convert it to numbers")
+    if arr.ndim == 1:
+        return Table(arr.reshape(-1, 1), None, None, None)
+    if arr.ndim == 2:
+        return Table(arr, None, None, None)
+    if arr.ndim == 3:
+        n, h, w = arr.shape
+        return Table(arr.reshape(n, h * w), None, None, (h, w))
+    raise DataError(
+        f"{what} has shape {'x'.join(map(str, arr.shape))}; expected (rows, features) "
+        f"or (rows, height, width), so reshape it before saving"
+    )
+
+
+# --------------------------------------------------------------------------- #
+# CSV / TSV
+# --------------------------------------------------------------------------- #
+
+_MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?")
+_MISSING_LOWER = {m.lower() for m in _MISSING}
+_SNIFF_LINES = 20
+
+
+def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> Table:
+    """Parse comma-, tab- or semicolon-separated text with an optional header.
+
+    The delimiter is sniffed from the first lines; the header is detected (a
+    first row with words above numbers); ragged rows are reported by line.
+    """
+    text = _decode(data)
+    delimiter = _sniff_delimiter(text)
+    counts, first_two, header_lines = _scan_rows(text, delimiter)
+    if not first_two:
+        raise DataError("the file is empty: it holds no rows; choose a file with data")
+    first = first_two[0]
+    second = first_two[1] if len(first_two) > 1 else None
+    has_header = _looks_like_header(first, second, label_column)
+    width = len(first)
+    names = _column_names(first if has_header else None, width)
+    n_rows = counts - (1 if has_header else 0)
+    if n_rows == 0:
+        raise DataError("the file is empty: it has a header but no data rows; add rows")
+    check_size(n_rows, width - (1 if label_column else 0), limits)
+
+    label_idx = None
+    if label_column is not None:
+        if label_column not in names:
+            raise DataError(
+                f"there is no column named {label_column!r}; the columns are: "
+                f"{_short_list(names)}; choose one of them as the label column"
+            )
+        label_idx = names.index(label_column)
+
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=delimiter, header=None,
+            skiprows=header_lines if has_header else 0, skipinitialspace=True,
+            keep_default_na=False, na_values=list(_MISSING), engine="c",
+            low_memory=False, dtype={label_idx: str} if label_idx is not None else None,
+        )
+    except MALFORMED_INPUT_ERRORS as exc:
+        raise DataError(
+            f"the text could not be parsed as a table ({exc}); check the quotes and "
+            f"separators, or export the file again as CSV"
+        ) from exc
+    if frame.shape != (n_rows, width):
+        raise DataError(
+            f"the text reads as {frame.shape[0]} rows of {frame.shape[1]} columns "
+            f"where {n_rows} rows of {width} were expected; check for unbalanced quotes"
+        )
+
+    labels = None
+    if label_idx is not None:
+        column = frame.iloc[:, label_idx]
+        missing = np.flatnonzero(column.isna().to_numpy())
+        if missing.size:
+            raise DataError(
+                f"the label column {label_column!r} has {missing.size:,} empty cells, "
+                f"the first in data row {missing[0] + 1}; fill them or remove those rows"
+            )
+        labels = np.array([str(v).strip() for v in column], dtype=str)
+    # a column with no name and no values (a trailing separator) is dropped
+    empty = frame.isna().all(axis=0).to_numpy()
+    unnamed = [not (has_header and first[j]) for j in range(width)]
+    keep = [j for j in range(width) if j != label_idx and not (empty[j] and unnamed[j])]
+    dtypes = frame.dtypes.tolist()
+    bad = [names[j] for j in keep if not pd.api.types.is_numeric_dtype(dtypes[j])]
+    if bad:
+        raise DataError(
+            f"the file has {len(bad)} column{'s' if len(bad) > 1 else ''} that "
+            f"{'are' if len(bad) > 1 else 'is'} not numbers ({_short_list(bad)}); "
+            f"choose one as the label column or remove them"
+        )
+    X = frame.iloc[:, keep].to_numpy(dtype=np.float64) if keep else np.empty((n_rows, 0))
+    return Table(X, labels, tuple(names[j] for j in keep), None)
+
+
+def _decode(data: bytes) -> str:
+    """Decode text as UTF-8 (with or without BOM), else Windows-1252."""
+    if b"\x00" in data:
+        raise DataError(
+            "the file holds NUL bytes, so it is binary rather than CSV text; "
+            "choose a text file or give the right extension (.npy, .npz, .idx)"
+        )
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise DataError("the file is not readable text; save it as UTF-8 CSV")
+
+
+def _sniff_delimiter(text: str) -> str:
+    """Pick the separator that splits the first lines into the most equal fields."""
+    sample = text[: 2**20].splitlines()
+    if len(text) > 2**20 and len(sample) > 1:
+        sample = sample[:-1]  # the last line may be cut short
+    lines = [ln for ln in sample[: _SNIFF_LINES * 5] if ln.strip()][:_SNIFF_LINES]
+    best, best_fields = ",", 1
+    for delimiter in ("\t", ",", ";", " "):
+        if delimiter == " " and best_fields > 1:
+            break
+        try:
+            reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
+            widths = {len(row) for row in reader}
+        except csv.Error:
+            continue
+        if len(widths) == 1 and (width := widths.pop()) > best_fields:
+            best, best_fields = delimiter, width
+    return best
+
+
+def _scan_rows(text: str, delimiter: str) -> tuple[int, list[list[str]], int]:
+    """Count records and check that all have the same number of fields.
+
+    Returns the record count, the first two records, and the line on which the
+    first record ends (the lines to skip past a header).
+    """
+    if '"' in text or delimiter == " ":
+        return _scan_rows_quoted(text, delimiter)
+    count, first_two, width, header_lines = 0, [], 0, 0
+    for line_num, line in enumerate(io.StringIO(text, newline=None), start=1):
+        if not line.strip() and delimiter not in line:  # a blank line
+            continue
+        fields = line.count(delimiter) + 1
+        count += 1
+        if count == 1:
+            width, header_lines = fields, line_num
+        if count <= 2:
+            first_two.append([cell.strip() for cell in line.split(delimiter)])
+        if fields != width:
+            raise _ragged(line_num, fields, width)
+    return count, first_two, header_lines
+
+
+def _scan_rows_quoted(text: str, delimiter: str) -> tuple[int, list[list[str]], int]:
+    """:func:`_scan_rows` for text with quoted fields, using the csv module."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
+    count, first_two, width, header_lines = 0, [], 0, 0
+    try:
+        for row in reader:
+            if len(row) <= 1 and not "".join(row).strip():  # a blank line
+                continue
+            count += 1
+            if count == 1:
+                width, header_lines = len(row), reader.line_num
+            if count <= 2:
+                first_two.append([cell.strip() for cell in row])
+            if len(row) != width:
+                raise _ragged(reader.line_num, len(row), width)
+    except csv.Error as exc:
+        raise DataError(
+            f"line {reader.line_num} could not be read as CSV ({exc}); "
+            f"fix the quoting on that line"
+        ) from exc
+    return count, first_two, header_lines
+
+
+def _ragged(line_num: int, fields: int, width: int) -> DataError:
+    return DataError(
+        f"line {line_num} has {fields} fields but the first line has {width}; make every "
+        f"line have the same number of fields (look for a stray separator or quote)"
+    )
+
+
+def _is_number(cell: str) -> bool:
+    """True for a cell that reads as a number or as a missing value."""
+    if cell.lower() in _MISSING_LOWER:
+        return True
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_header(
+    first: list[str], second: list[str] | None, label_column: str | None
+) -> bool:
+    """A header is a first row with words where the data below has numbers."""
+    words = [not _is_number(cell) for cell in first]
+    if not any(words):
+        return False
+    if second is None or all(words) or (label_column is not None and label_column in first):
+        return True
+    return any(w and _is_number(cell) for w, cell in zip(words, second))
+
+
+def _column_names(header: list[str] | None, width: int) -> list[str]:
+    """Header names made unique and non-empty, or x0, x1, ... without a header."""
+    if header is None:
+        return [f"x{j}" for j in range(width)]
+    names: list[str] = []
+    for j, raw in enumerate(header):
+        name = raw or f"x{j}"
+        base, k = name, 1
+        while name in names:
+            name, k = f"{base}.{k}", k + 1
+        names.append(name)
+    return names
+
+
+def _short_list(names: list[str], at_most: int = 8) -> str:
+    """Join names for a message, eliding the tail of a long list."""
+    shown = ", ".join(names[:at_most])
+    return shown + (f", and {len(names) - at_most} more" if len(names) > at_most else "")
+

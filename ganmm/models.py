@@ -1,0 +1,45 @@
+"""The model registry: one name per model, as the command line and pages use it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ConfigError
+
+MODEL_NAMES = ("ganmm", "ganmm-em", "gmm", "kmeans")
+"""every model, by the name the command line and the pages use"""
+
+DESCRIPTIONS = {
+    "ganmm": "mixture of GANs fitted by epsilon-EM (classifier E-step)",
+    "ganmm-em": "mixture of GANs fitted by hard EM (critic E-step): the paper's ablation",
+    "gmm": "Gaussian mixture fitted by EM",
+    "kmeans": "k-means (Lloyd, k-means++ seeding)",
+}
+
+
+def make_model(name: str, *, preset: str | None = None, **settings: Any) -> ClusterModel:
+    """A model by name with settings (``n_clusters``, ``seed``, ``max_iter``, ...).
+
+    ``preset`` applies to the GAN mixtures only. Settings a model does not
+    have raise :class:`ConfigError` naming them.
+    """
+    cls = model_class(name)
+    from .mixture import GANMM, GANMMConfig
+
+    if issubclass(cls, GANMM):
+        return cls(GANMMConfig.preset(preset or "default"), **settings)
+    if preset not in (None, "default"):
+        raise ConfigError(f"presets are for ganmm and ganmm-em; {name} has none")
+    settings.pop("device", None)  # the baselines run on the CPU (scikit-learn)
+    return cls(**settings)
+
+
+def model_class(name: str) -> type:
+    """The class behind a model name (imported on first use: torch is slow to load)."""
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if name in ("ganmm", "ganmm-em"):
+        from .mixture import GANMM, GANMMEM
+        return GANMM if name == "ganmm" else GANMMEM
+    from .baselines import GMM, KMeans
+    return GMM if name == "gmm" else KMeans

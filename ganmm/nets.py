@@ -1,0 +1,233 @@
+"""Batched networks: K generators and K critics trained as one ensemble.
+
+Every ensemble takes and returns tensors with the cluster axis first,
+``(K, B, ...)``: member ``k`` only ever sees slice ``k``. The MLP family stacks
+the K weight matrices and runs one batched matmul per layer
+(:class:`BatchedLinear`); the convolutional family for 28x28 images puts the K
+members side by side as channel groups of one grouped convolution. Neither
+loops over K in Python.
+
+``member(k)`` returns member ``k`` as an ordinary ``nn.Sequential`` with copied
+weights: the test that the ensemble equals K separate networks uses it, and so
+does the speed benchmark's per-network loop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class BatchedLinear(nn.Module):
+    """K independent ``nn.Linear(d_in, d_out)`` layers: ``(K, B, d_in) -> (K, B, d_out)``."""
+
+    def __init__(self, k: int, d_in: int, d_out: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default initialisation
+        self.weight = nn.Parameter(torch.empty(k, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(k, 1, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)  # (K, B, d_out)
+
+    def member(self, k: int) -> nn.Linear:
+        d_in, d_out = self.weight.shape[1:]
+        layer = nn.Linear(d_in, d_out)
+        with torch.no_grad():
+            layer.weight.copy_(self.weight[k].T)
+            layer.bias.copy_(self.bias[k, 0])
+        return layer
+
+
+def _act(name: str) -> nn.Module:
+    return nn.LeakyReLU(0.2) if name == "lrelu" else nn.ReLU()
+
+
+class _BatchedMLP(nn.Module):
+    """Linear layers with activations between them, batched over K."""
+
+    def __init__(self, k: int, sizes: list[int], act: str, out_act: str | None):
+        super().__init__()
+        self.k = k
+        self.layers = nn.ModuleList(BatchedLinear(k, a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.act = _act(act)
+        self.act_name, self.out_act = act, out_act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, d_in)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = self.act(x)
+        return torch.sigmoid(x) if self.out_act == "sigmoid" else x
+
+    def member(self, k: int) -> nn.Sequential:
+        mods: list[nn.Module] = []
+        for i, layer in enumerate(self.layers):
+            mods.append(layer.member(k))
+            if i < len(self.layers) - 1:
+                mods.append(_act(self.act_name))
+        if self.out_act == "sigmoid":
+            mods.append(nn.Sigmoid())
+        return nn.Sequential(*mods)
+
+
+class MLPGenerator(_BatchedMLP):
+    """K generators ``z (K, B, z_dim) -> x (K, B, d)``; sigmoid output for [0, 1] images."""
+
+    def __init__(self, k: int, z_dim: int, d: int, hidden: int, depth: int = 2, sigmoid: bool = False):
+        super().__init__(k, [z_dim] + [hidden] * depth + [d], "relu", "sigmoid" if sigmoid else None)
+        self.z_dim = z_dim
+
+
+class MLPCritic(_BatchedMLP):
+    """K critics ``x (K, B, d) -> score (K, B)``."""
+
+    def __init__(self, k: int, d: int, hidden: int, depth: int = 2):
+        super().__init__(k, [d] + [hidden] * depth + [1], "lrelu", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).squeeze(-1)  # (K, B)
+
+    def member(self, k: int) -> nn.Sequential:
+        return nn.Sequential(*super().member(k), nn.Flatten(0))
+
+
+class _Unflatten(nn.Module):
+    """``(B, c*h*w) -> (B, c, h, w)`` for one member; ``member()`` uses it."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+def _grouped_member(conv: nn.Module, k: int) -> nn.Module:
+    """Member ``k`` of a grouped (transposed) convolution as an ungrouped layer."""
+    g = conv.groups
+    if isinstance(conv, nn.ConvTranspose2d):
+        # weight (g*c_in, c_out, kh, kw): group k owns rows k*c_in:(k+1)*c_in
+        c_in, c_out = conv.in_channels // g, conv.out_channels // g
+        one = nn.ConvTranspose2d(c_in, c_out, conv.kernel_size, conv.stride, conv.padding)
+        rows = slice(k * c_in, (k + 1) * c_in)
+    else:
+        # weight (g*c_out, c_in, kh, kw): group k owns rows k*c_out:(k+1)*c_out
+        c_in, c_out = conv.in_channels // g, conv.out_channels // g
+        one = nn.Conv2d(c_in, c_out, conv.kernel_size, conv.stride, conv.padding)
+        rows = slice(k * c_out, (k + 1) * c_out)
+    with torch.no_grad():
+        one.weight.copy_(conv.weight[rows])
+        one.bias.copy_(conv.bias[k * c_out:(k + 1) * c_out])
+    return one
+
+
+class ConvGenerator(nn.Module):
+    """K DCGAN-style generators for 28x28 images, as grouped transposed convolutions.
+
+    ``z (K, B, z_dim) -> linear -> (c, 7, 7) -> 14x14 -> 28x28 -> sigmoid``; output
+    ``(K, B, 784)`` in [0, 1].
+    """
+
+    def __init__(self, k: int, z_dim: int, channels: int = 32):
+        super().__init__()
+        self.k, self.z_dim, self.c = k, z_dim, channels
+        c = channels
+        self.fc = BatchedLinear(k, z_dim, 2 * c * 7 * 7)
+        self.up1 = nn.ConvTranspose2d(k * 2 * c, k * c, 4, 2, 1, groups=k)  # 7 -> 14
+        self.up2 = nn.ConvTranspose2d(k * c, k, 4, 2, 1, groups=k)  # 14 -> 28
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        k, b = z.shape[:2]
+        h = torch.relu(self.fc(z))  # (K, B, 2c*49)
+        h = h.transpose(0, 1).reshape(b, k * 2 * self.c, 7, 7)  # members as channel groups
+        h = torch.relu(self.up1(h))  # (B, K*c, 14, 14)
+        x = torch.sigmoid(self.up2(h))  # (B, K, 28, 28)
+        return x.reshape(b, k, 784).transpose(0, 1)  # (K, B, 784)
+
+    def member(self, k: int) -> nn.Sequential:
+        return nn.Sequential(
+            self.fc.member(k), nn.ReLU(), _Unflatten((2 * self.c, 7, 7)),
+            _grouped_member(self.up1, k), nn.ReLU(),
+            _grouped_member(self.up2, k), nn.Sigmoid(), nn.Flatten(1),
+        )
+
+
+class ConvCritic(nn.Module):
+    """K critics for 28x28 images as grouped convolutions: ``(K, B, 784) -> (K, B)``."""
+
+    def __init__(self, k: int, channels: int = 32):
+        super().__init__()
+        self.k, self.c = k, channels
+        c = channels
+        self.down1 = nn.Conv2d(k, k * c, 4, 2, 1, groups=k)  # 28 -> 14
+        self.down2 = nn.Conv2d(k * c, k * 2 * c, 4, 2, 1, groups=k)  # 14 -> 7
+        self.fc = BatchedLinear(k, 2 * c * 7 * 7, 1)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, b = x.shape[:2]
+        h = x.transpose(0, 1).reshape(b, k, 28, 28)  # (B, K, 28, 28)
+        h = self.act(self.down1(h))
+        h = self.act(self.down2(h))  # (B, K*2c, 7, 7)
+        h = h.reshape(b, k, 2 * self.c * 49).transpose(0, 1)  # (K, B, 2c*49)
+        return self.fc(h).squeeze(-1)  # (K, B)
+
+    def member(self, k: int) -> nn.Sequential:
+        return nn.Sequential(
+            _Unflatten((1, 28, 28)),
+            _grouped_member(self.down1, k), nn.LeakyReLU(0.2),
+            _grouped_member(self.down2, k), nn.LeakyReLU(0.2), nn.Flatten(1),
+            self.fc.member(k), nn.Flatten(0),
+        )
+
+
+class Classifier(nn.Module):
+    """The E-step's classifier ``h``: ``x (B, d) -> logits (B, K)``.
+
+    It returns logits; the loss applies softmax once (cross-entropy), and
+    posteriors are ``softmax(logits)`` (the reference code applied it twice).
+    """
+
+    def __init__(self, d: int, k: int, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, k),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def build_gans(k: int, d: int, *, arch: str, z_dim: int, hidden: int, channels: int,
+               sigmoid: bool) -> tuple[nn.Module, nn.Module]:
+    """The generator and critic ensembles for ``arch`` in {"mlp", "conv"}."""
+    if arch == "conv":
+        if d != 784:
+            raise ValueError(f"the convolutional family needs 28x28 images (784 features), got {d}")
+        return ConvGenerator(k, z_dim, channels), ConvCritic(k, channels)
+    return MLPGenerator(k, z_dim, d, hidden, sigmoid=sigmoid), MLPCritic(k, d, hidden)
+
+
+@torch.no_grad()
+def reset_parameters(module: nn.Module, generator: torch.Generator) -> None:
+    """Redraw every weight and bias from ``generator`` with PyTorch's default
+    bound ``1/sqrt(fan_in)``, so that a seed fixes the initial networks without
+    touching the global RNG (runs in other threads keep their own streams)."""
+    for m in module.modules():
+        if isinstance(m, BatchedLinear):
+            bound = 1.0 / math.sqrt(m.weight.shape[1])
+            m.weight.uniform_(-bound, bound, generator=generator)
+            m.bias.uniform_(-bound, bound, generator=generator)
+        elif isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            fan_in, _ = nn.init._calculate_fan_in_and_fan_out(m.weight)
+            if isinstance(m, nn.ConvTranspose2d):
+                fan_in = m.weight.shape[1] * m.weight[0, 0].numel()
+            bound = 1.0 / math.sqrt(max(fan_in, 1))
+            m.weight.uniform_(-bound, bound, generator=generator)
+            if m.bias is not None:
+                m.bias.uniform_(-bound, bound, generator=generator)

@@ -1,0 +1,52 @@
+"""The stepped Gaussian mixture and k-means against scikit-learn."""
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans as SkKMeans
+from sklearn.datasets import make_blobs
+from sklearn.mixture import GaussianMixture
+
+from ganmm.baselines import GMM, KMeans
+
+
+@pytest.fixture
+def blobs():
+    X, y = make_blobs(300, centers=3, cluster_std=1.0, random_state=3)
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("cov", ["full", "diag", "tied", "spherical"])
+def test_stepped_gmm_equals_scikit_learn_em(blobs, cov):
+    X, y = blobs
+    steps = 6
+    ours = GMM(n_clusters=3, covariance_type=cov, max_iter=steps - 1, tol=-1, seed=0)
+    snaps = list(ours.fit_iter(X, y))
+    assert len(snaps) == steps
+    ref = GaussianMixture(3, covariance_type=cov, reg_covar=1e-4, max_iter=steps, tol=0,
+                          random_state=0, init_params="kmeans").fit(X)
+    np.testing.assert_allclose(ours.gmm_.means_, ref.means_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(snaps[-1].assignments, ref.predict(X))
+    # EM never lowers the likelihood
+    ll = [s.extras["log_likelihood"] for s in snaps]
+    assert all(b >= a - 1e-6 for a, b in zip(ll, ll[1:]))
+    assert snaps[-1].samples.shape == (3, 16, 2)
+    assert snaps[-1].extras["covariances"].shape == (3, 2, 2)
+
+
+def test_kmeans_matches_scikit_learn_quality(blobs):
+    X, y = blobs
+    ours = KMeans(n_clusters=3, seed=0).fit(X, y)
+    ref = SkKMeans(3, n_init=10, random_state=0).fit(X)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-3)
+    assert ours.history_[-1].metrics["ari"] == pytest.approx(1.0, abs=0.02)
+    assert ours.converged_
+    # inertia never rises along Lloyd's steps
+    inertia = [s.extras["inertia"] for s in ours.history_]
+    assert all(b <= a + 1e-6 for a, b in zip(inertia, inertia[1:]))
+
+
+def test_kmeans_never_leaves_a_cluster_empty():
+    X = np.array([[0, 0]] * 5 + [[10, 10]] * 5, dtype=np.float32)  # 2 distinct points, 3 clusters
+    model = KMeans(n_clusters=3, seed=0, n_init=1).fit(X)
+    assert np.isfinite(model.cluster_centers_).all()
+    assert set(np.unique(model.predict(X))) <= {0, 1, 2}

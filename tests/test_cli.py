@@ -1,0 +1,97 @@
+"""The command line, run as users run it: a subprocess, JSON out, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ganmm(*args, cwd=ROOT, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ganmm", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_datasets_lists_every_builtin():
+    out = ganmm("datasets")
+    assert out.returncode == 0
+    names = [line.split()[0] for line in out.stdout.splitlines()]
+    assert names == ["mnist5k", "digits", "blobs", "moons", "circles", "aniso", "varied", "spirals"]
+
+
+@pytest.fixture
+def small_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-2, 0.4, (40, 2)), rng.normal(2, 0.4, (40, 2))])
+    labels = ["left"] * 40 + ["right"] * 40
+    path = tmp_path / "two.csv"
+    path.write_text("a,b,side\n" + "".join(f"{x:.4f},{y:.4f},{s}\n" for (x, y), s in zip(X, labels)))
+    return path
+
+
+@pytest.mark.parametrize("model", ["ganmm", "ganmm-em", "gmm", "kmeans"])
+def test_every_model_runs_and_writes_the_json(model, small_csv, tmp_path):
+    out_json = tmp_path / "result.json"
+    out = ganmm("run", "--dataset", small_csv, "--label-column", "side", "--model", model,
+                "--clusters", 2, "--iters", 2, "--seed", 3, "--device", "cpu", "--json", out_json)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out_json.read_text())
+    assert {"run_id", "model", "dataset", "iterations", "seconds", "device", "metrics"} <= set(result)
+    assert result["model"] == model and result["dataset"] == "two" and result["device"] == "cpu"
+    assert 1 <= result["iterations"] <= 2 and result["seconds"] > 0
+    assert set(result["metrics"]) == {"purity", "ari", "nmi", "acc", "rand"}
+    assert all(0.0 <= result["metrics"][k] <= 1.0 for k in ("purity", "nmi", "acc", "rand"))
+    assert "iter   0/2" in out.stderr and "ETA" in out.stderr  # progress on the terminal
+
+
+def test_json_on_stdout_and_no_metrics_without_labels(small_csv):
+    out = ganmm("run", "--dataset", small_csv, "--model", "kmeans", "--clusters", 2, "--iters", 5, "--quiet")
+    # without --label-column the text column is refused; drop it and try again
+    assert out.returncode == 2 and "side" in out.stderr
+    plain = small_csv.with_name("plain.csv")
+    plain.write_text("\n".join(",".join(line.split(",")[:2]) for line in small_csv.read_text().splitlines()))
+    out = ganmm("run", "--dataset", plain, "--model", "kmeans", "--clusters", 2, "--iters", 5, "--quiet")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["metrics"] == {k: None for k in ("purity", "ari", "nmi", "acc", "rand")}
+    assert sorted(result["sizes"]) == [40, 40]
+
+
+def test_time_budget_is_respected_on_mnist():
+    out = ganmm("run", "--dataset", "digits", "--model", "ganmm", "--clusters", 10, "--iters", 1000,
+                "--time-budget", 3, "--quiet")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["iterations"] < 1000 and result["seconds"] < 60
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset", "no-such-file.csv", "--model", "gmm", "--clusters", 2], "no such file or built-in"),
+    (["--dataset", "moons", "--model", "gmm", "--clusters", 0], "clusters"),
+    (["--dataset", "moons", "--model", "gmm", "--clusters", 5000], "choose at most 1,000 clusters"),
+    (["--dataset", "moons", "--model", "deep", "--clusters", 2], "invalid choice"),
+    (["--dataset", "moons", "--model", "gmm", "--clusters", "two"], "invalid int value"),
+    (["--dataset", "moons", "--model", "gmm", "--clusters", 2, "--preset", "paper"], "presets are for"),
+    (["--dataset", "moons", "--model", "ganmm", "--clusters", 2, "--preset", "fastest"], "unknown preset"),
+    (["--model", "gmm", "--clusters", 2], "--dataset"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(args, message):
+    out = ganmm("run", *args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_file_gives_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,nan\n4,5\n")
+    out = ganmm("run", "--dataset", bad, "--model", "kmeans", "--clusters", 2)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "NaN" in out.stderr and len(out.stderr.strip().splitlines()) == 1
