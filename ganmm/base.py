@@ -9,6 +9,7 @@ have in common: the time budget, the iteration cap, convergence, metrics.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -79,7 +80,7 @@ class BaseConfig:
             raise ConfigError(f"n_clusters must be at least 1, got {self.n_clusters}")
         if self.max_iter < 0:
             raise ConfigError(f"max_iter must be 0 or more, got {self.max_iter}")
-        if self.time_budget is not None and self.time_budget <= 0:
+        if self.time_budget is not None and not (math.isfinite(self.time_budget) and self.time_budget > 0):
             raise ConfigError(f"time_budget must be positive seconds, got {self.time_budget}")
         if self.patience < 1:
             raise ConfigError(f"patience must be at least 1, got {self.patience}")

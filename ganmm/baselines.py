@@ -44,7 +44,8 @@ class GMM(ClusterModel):
     Wraps scikit-learn's ``GaussianMixture`` with ``warm_start=True,
     max_iter=1``: each ``fit`` call continues from the previous parameters, so
     the sequence of parameters is exactly EM's. Iteration 0 is the state after
-    initialisation and the first EM step.
+    initialisation and the first EM step, so ``max_iter=N`` makes N+1 EM steps.
+    The snapshot's ``log_likelihood`` is the mean log-likelihood per point.
     """
 
     config_class = GMMConfig
@@ -127,16 +128,17 @@ def _lloyd_assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, float
 
 
 def _lloyd_update(X: np.ndarray, a: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """New centers as cluster means; an empty cluster takes the point farthest
-    from its center, so no cluster stays empty."""
+    """New centers as cluster means; the empty clusters take the points farthest
+    from their centers (a different point each), so no cluster stays empty."""
     k = len(centers)
     sums = np.zeros_like(centers)
     np.add.at(sums, a, X)
     counts = np.bincount(a, minlength=k)
     new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
-    for j in np.flatnonzero(counts == 0):
-        far = ((X - new[a]) ** 2).sum(1).argmax()
-        new[j] = X[far]
+    empty = np.flatnonzero(counts == 0)
+    if len(empty):
+        far = np.argsort(-((X - centers[a]) ** 2).sum(1), kind="stable")[:len(empty)]
+        new[empty[:len(far)]] = X[far]
     return new
 
 
@@ -165,12 +167,12 @@ class KMeans(ClusterModel):
         return self._step()
 
     def _converged_inertia(self, centers: np.ndarray) -> float:
-        a_old = None
+        a_old, (a, inertia) = None, _lloyd_assign(self._X, centers)
         for _ in range(self.config.max_iter):
-            a, inertia = _lloyd_assign(self._X, centers)
             if a_old is not None and np.array_equal(a, a_old):
                 break
             centers, a_old = _lloyd_update(self._X, a, centers), a
+            a, inertia = _lloyd_assign(self._X, centers)
         return inertia
 
     def _iterate(self, iteration: int) -> StepResult:
@@ -180,7 +182,7 @@ class KMeans(ClusterModel):
         a, inertia = _lloyd_assign(self._X, self.cluster_centers_)
         self.cluster_centers_ = _lloyd_update(self._X, a, self.cluster_centers_)
         self.inertia_ = inertia
-        samples = self.cluster_centers_[:, None, :].astype(np.float32)  # (K, 1, d)
+        samples = self.cluster_centers_[:, None, :].astype(np.float32)  # (K, 1, d): the centers
         return StepResult(a, {"inertia": inertia}, samples,
                           {"centers": self.cluster_centers_.astype(np.float32), "inertia": inertia})
 

@@ -23,6 +23,8 @@ def contingency(labels: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     clusters = np.asarray(clusters, dtype=np.int64)
     if labels.shape != clusters.shape:
         raise ValueError(f"labels {labels.shape} and clusters {clusters.shape} differ in length")
+    if labels.size and (labels.min() < 0 or clusters.min() < 0):
+        raise ValueError("labels and cluster ids must be 0 or more; encode them with ganmm.data.encode_labels")
     n_classes = int(labels.max()) + 1 if labels.size else 0
     n_clusters = int(clusters.max()) + 1 if clusters.size else 0
     table = np.zeros((n_classes, n_clusters), dtype=np.int64)

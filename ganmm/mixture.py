@@ -99,6 +99,9 @@ class GANMMConfig(BaseConfig):
         for name in ("batch_size", "n_critic", "z_dim", "hidden", "channels", "classifier_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        owns = [count for _, count in self.own_schedule] + [self.own_final]
+        if any(not 0 <= c <= 50 for c in owns):
+            raise ConfigError(f"own points per batch of 50 must lie in 0..50; got {owns}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
 
@@ -175,7 +178,10 @@ class GANMM(ClusterModel):
         self._em_steps: int | None = None  # generator steps since EM began (None: pretraining)
         self._sigma = 0
         self._extra = torch.empty(k, 0, dtype=torch.long, device=dev)  # (K, s) borrowed points
-        self._post = torch.full((n, k), 1.0 / k, device=dev)  # h(x), uniform before any E-step
+        # h(x) before any E-step: uniform, with a seeded jitter so that ties between
+        # points (which ones a small part borrows) are broken at random, not by row order
+        jitter = 1e-6 * torch.rand(n, k, generator=self._g, device=dev)
+        self._post = torch.full((n, k), 1.0 / k, device=dev) + jitter
         a = initial_split(X, k, cfg.init, cfg.seed)
         self._set_assignments(torch.from_numpy(a).to(dev))
         self._borrow(0)
@@ -267,7 +273,11 @@ class GANMM(ClusterModel):
         """Pick the points each part borrows: ``sigma`` of D - D_i by highest h_i,
         and at least enough to fill a batch, so an empty part never starves."""
         n, k = self._post.shape
-        want = torch.clamp(self.config.batch_size - self._counts, min=0).clamp(min=sigma)
+        b = self.config.batch_size
+        want = torch.clamp(b - self._counts, min=0)  # top-ups for parts smaller than a batch
+        if self._mixing_batches():  # other points come in every batch: only empty parts need some
+            want = torch.where(self._counts == 0, want, 0)
+        want = want.clamp(min=sigma)
         want = torch.clamp(want, max=n - self._counts)  # (K,) borrowed per part
         width = int(want.max())
         if width == 0:
@@ -289,6 +299,11 @@ class GANMM(ClusterModel):
                 break
         return round(own * cfg.batch_size / 50)
 
+    def _mixing_batches(self) -> bool:
+        """proportional, once EM runs: each real batch mixes own and other points."""
+        return (self.config.augment == "proportional" and self._em_steps is not None
+                and self._own_per_batch() < self.config.batch_size)
+
     def _real_batch(self) -> torch.Tensor:
         """Indices of a real batch for every critic, (K, B), by tensor ops.
 
@@ -300,16 +315,17 @@ class GANMM(ClusterModel):
         k, b, dev = cfg.n_clusters, cfg.batch_size, self.device_
         counts, last = self._counts, len(self._order) - 1
         u = torch.rand(k, b, generator=self._g, device=dev)
-        em = cfg.augment == "proportional" and self._em_steps is not None
-        own = self._own_per_batch() if em else b
+        own = self._own_per_batch() if self._mixing_batches() else b
         if own < b:
-            w = self._post.T.clone()  # (K, N)
-            w[self._a, torch.arange(w.shape[1], device=dev)] = 0.0
-            others = torch.multinomial(w + 1e-12, b - own, replacement=False, generator=self._g)
+            w = self._post.T.clamp_min(1e-12)  # (K, N)
+            w[self._a, torch.arange(w.shape[1], device=dev)] = 0.0  # never an own point
+            w[w.sum(1) == 0] = 1.0  # a part that holds every point draws from itself
+            few = int((w > 0).sum(1).min()) < b - own
+            others = torch.multinomial(w, b - own, replacement=few, generator=self._g)  # (K, b-own)
             u = u[:, :own]
         # uniform over own + borrowed: j < count -> own point j, else borrowed j - count
         pool = counts + self._n_extra  # (K,)
-        j = (u * pool[:, None]).long()  # (K, own)
+        j = torch.minimum((u * pool[:, None]).long(), pool[:, None] - 1)  # (K, own); float32 may round up
         mine = self._order[(self._starts[:, None] + j).clamp(max=last)]
         if self._extra.shape[1]:
             lent = self._extra.gather(1, (j - counts[:, None]).clamp(0, self._extra.shape[1] - 1))
@@ -387,6 +403,9 @@ class GANMMEM(GANMM):
     """
 
     name = "ganmm-em"
+
+    def _own_per_batch(self) -> int:
+        return self.config.batch_size  # hard EM: a critic sees its own part only
 
     def _iterate(self, iteration: int) -> StepResult:
         self._post = self._posterior(self._X)

@@ -19,6 +19,8 @@ import math
 import torch
 from torch import nn
 
+from .errors import ConfigError
+
 
 class BatchedLinear(nn.Module):
     """K independent ``nn.Linear(d_in, d_out)`` layers: ``(K, B, d_in) -> (K, B, d_out)``."""
@@ -208,7 +210,8 @@ def build_gans(k: int, d: int, *, arch: str, z_dim: int, hidden: int, channels: 
     """The generator and critic ensembles for ``arch`` in {"mlp", "conv"}."""
     if arch == "conv":
         if d != 784:
-            raise ValueError(f"the convolutional family needs 28x28 images (784 features), got {d}")
+            raise ConfigError(f"the convolutional family needs 28x28 images (784 features), got {d}; "
+                              "choose arch 'mlp'")
         return ConvGenerator(k, z_dim, channels), ConvCritic(k, channels)
     return MLPGenerator(k, z_dim, d, hidden, sigmoid=sigmoid), MLPCritic(k, d, hidden)
 
@@ -216,8 +219,8 @@ def build_gans(k: int, d: int, *, arch: str, z_dim: int, hidden: int, channels: 
 @torch.no_grad()
 def reset_parameters(module: nn.Module, generator: torch.Generator) -> None:
     """Redraw every weight and bias from ``generator`` with PyTorch's default
-    bound ``1/sqrt(fan_in)``, so that a seed fixes the initial networks without
-    touching the global RNG (runs in other threads keep their own streams)."""
+    bound ``1/sqrt(fan_in)``, so that a seed fixes the initial networks whatever
+    the global RNG holds (runs in other threads keep their own streams)."""
     for m in module.modules():
         if isinstance(m, BatchedLinear):
             bound = 1.0 / math.sqrt(m.weight.shape[1])

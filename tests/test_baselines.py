@@ -45,8 +45,20 @@ def test_kmeans_matches_scikit_learn_quality(blobs):
     assert all(b <= a + 1e-6 for a, b in zip(inertia, inertia[1:]))
 
 
-def test_kmeans_never_leaves_a_cluster_empty():
-    X = np.array([[0, 0]] * 5 + [[10, 10]] * 5, dtype=np.float32)  # 2 distinct points, 3 clusters
-    model = KMeans(n_clusters=3, seed=0, n_init=1).fit(X)
-    assert np.isfinite(model.cluster_centers_).all()
-    assert set(np.unique(model.predict(X))) <= {0, 1, 2}
+def test_kmeans_empty_clusters_take_distinct_far_points():
+    from ganmm.baselines import _lloyd_assign, _lloyd_update
+
+    X = np.array([[i, i] for i in range(12)], dtype=np.float64)
+    centers = np.array([[1, 1], [100, 100], [-100, -100]], dtype=np.float64)  # two centers own nothing
+    a, _ = _lloyd_assign(X, centers)
+    assert np.bincount(a, minlength=3).tolist() == [12, 0, 0]
+    new = _lloyd_update(X, a, centers)
+    a2, _ = _lloyd_assign(X, new)
+    assert (np.bincount(a2, minlength=3) > 0).all()  # every cluster has points again
+    assert len({tuple(c) for c in new[1:]}) == 2
+
+
+def test_kmeans_with_zero_iterations_still_gives_a_partition(blobs):
+    X, y = blobs
+    model = KMeans(n_clusters=3, seed=0, max_iter=0).fit(X, y)
+    assert len(model.history_) == 1 and model.history_[0].metrics["ari"] > 0.9

@@ -56,3 +56,8 @@ def test_perfect_and_single_cluster():
         {"purity": 1, "ari": 1, "nmi": 1, "acc": 1, "rand": 1})
     one = all_metrics(labels, np.zeros(4, int))
     assert one["purity"] == pytest.approx(0.5) and one["ari"] == pytest.approx(0.0)
+
+
+def test_negative_ids_are_refused():
+    with pytest.raises(ValueError, match="0 or more"):
+        purity(np.array([-1, 0, 1]), np.array([0, 0, 1]))

@@ -107,18 +107,74 @@ def test_finds_two_separated_blobs_from_a_random_split():
 
 def test_time_budget_stops_the_run(two_blobs):
     X, _ = two_blobs
-    model = tiny(n_clusters=2, max_iter=10_000, tol=-1, time_budget=0.3)
+    model = tiny(n_clusters=2, max_iter=10_000, tol=-1, time_budget=1.0)
     snaps = list(model.fit_iter(X))
     assert len(snaps) < 10_000
-    assert snaps[-2].elapsed < 0.3 <= snaps[-1].elapsed
+    assert snaps[-1].elapsed >= 1.0  # ran to the budget ...
+    assert len(snaps) == 1 or snaps[-2].elapsed < 1.0  # ... and stopped at the first iteration past it
 
 
-def test_convergence_stops_when_nothing_moves(two_blobs):
+def test_a_long_pretraining_is_cut_by_the_time_budget(two_blobs):
     X, _ = two_blobs
-    model = tiny(n_clusters=2, max_iter=200, tol=0.5, patience=2)
+    model = tiny(n_clusters=2, max_iter=5, n_pretrain=1_000_000, time_budget=1.0)
     snaps = list(model.fit_iter(X))
-    assert snaps[-1].converged and model.converged_
-    assert len(snaps) < 200
+    assert len(snaps) == 1 and snaps[0].elapsed < 10
+
+
+def test_convergence_needs_patience_calm_iterations_in_a_row(two_blobs):
+    X, _ = two_blobs
+    tol, patience = 0.05, 2
+    model = tiny(n_clusters=2, max_iter=200, tol=tol, patience=patience)
+    snaps = list(model.fit_iter(X))
+    assert snaps[-1].converged and model.converged_ and len(snaps) < 200
+    calm = [s.changed <= tol for s in snaps]
+    assert all(calm[-patience:])
+    # no earlier run of `patience` calm iterations: it stopped at the first one
+    assert not any(all(calm[i:i + patience]) for i in range(1, len(calm) - patience))
+
+
+def test_topk_batches_come_from_the_part_and_its_borrowed_points(two_blobs):
+    import torch
+
+    X, _ = two_blobs
+    model = tiny(n_clusters=3, max_iter=1, tol=-1, sigma0=0.3, init="random")
+    model.fit(X)
+    for _ in range(5):
+        idx = model._real_batch()  # (K, B)
+        for k in range(3):
+            allowed = set(torch.nonzero(model._a == k).flatten().tolist())
+            allowed |= set(model._extra[k, :int(model._n_extra[k])].tolist())
+            assert set(idx[k].tolist()) <= allowed
+
+
+def test_proportional_batches_mix_own_and_other_points(two_blobs):
+    import torch
+
+    X, y = two_blobs
+    model = tiny(preset="paper", n_clusters=2, max_iter=1, tol=-1, batch_size=50)
+    model.fit(X)
+    model._set_assignments(torch.from_numpy(y))  # two parts of 30
+    model._borrow(0)
+    model._em_steps = 600  # 40 own points of 50
+    idx = model._real_batch()
+    for k in range(2):
+        own = (model._a[idx[k]] == k).tolist()
+        assert all(own[:40]) and not any(own[40:])
+
+
+def test_ganmm_em_never_borrows(two_blobs):
+    X, _ = two_blobs
+    for preset in ("default", "paper"):
+        model = tiny(GANMMEM, preset, n_clusters=2, max_iter=2, tol=-1)
+        model.fit(X)
+        assert model._own_per_batch() == model.config.batch_size
+        assert all(int(n) == 0 for n, c in zip(model._n_extra, model._counts) if c >= model.config.batch_size)
+
+
+def test_paper_preset_on_fewer_points_than_a_batch():
+    X = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    snaps = list(tiny(preset="paper", n_clusters=2, max_iter=2, tol=-1, batch_size=50).fit_iter(X))
+    assert all(np.isfinite(s.samples).all() for s in snaps)
 
 
 def test_bad_settings_are_named():
@@ -130,6 +186,10 @@ def test_bad_settings_are_named():
         GANMM(n_clusters=0)
     with pytest.raises(ConfigError, match="unexpected keyword"):
         GANMM(n_clusterz=3)
+    with pytest.raises(ConfigError, match="time_budget"):
+        GANMM(time_budget=float("nan"))
+    with pytest.raises(ConfigError, match="0..50"):
+        GANMM(own_final=60)
 
 
 def test_too_few_rows_is_a_data_error():
@@ -145,3 +205,13 @@ def test_paper_preset_matches_the_reference_settings():
     for steps, own in ((0, 25), (499, 25), (500, 40), (1999, 45), (2000, 48)):
         model._em_steps = steps
         assert model._own_per_batch() == own
+
+
+def test_convolutional_family_on_28x28_images():
+    X = np.random.default_rng(0).random((40, 784)).astype(np.float32)
+    model = tiny(n_clusters=2, max_iter=1, tol=-1, arch="conv", channels=2)
+    snaps = list(model.fit_iter(X))
+    assert snaps[-1].samples.shape == (2, 4, 784)
+    assert snaps[-1].samples.min() >= 0 and snaps[-1].samples.max() <= 1  # sigmoid images
+    with pytest.raises(ConfigError, match="28x28"):
+        tiny(n_clusters=2, arch="conv").fit(np.zeros((10, 5), np.float32))
