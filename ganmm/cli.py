@@ -1,14 +1,16 @@
-"""The command line: ``python -m ganmm datasets | run``.
+"""The command line: ``python -m ganmm datasets | run | runs | export | delete``.
 
-Bad arguments or bad files print one line on stderr and exit with code 2.
+``run`` trains through the run store in ``GANMM_HOME`` (the run shows in
+``runs`` and the dashboard while it trains). Bad arguments, bad files and
+unknown run ids print one line on stderr and exit with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
+import threading
 import time
 from typing import Sequence
 
@@ -49,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--label-column", default=None, help="a CSV/TSV column holding labels")
     r.add_argument("--labels", default=None, metavar="PATH", help="an IDX file of labels")
     r.add_argument("--quiet", action="store_true", help="no per-iteration progress")
+    r.add_argument("--name", default=None, help="a name for the run in the run store")
+
+    ls = sub.add_parser("runs", help="list the runs in the run store (GANMM_HOME)")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
+    ex = sub.add_parser("export", help="write a run as a zip (config, metrics, assignments, samples)")
+    ex.add_argument("run_id", metavar="RUN_ID")
+    ex.add_argument("path", metavar="PATH.zip")
+    de = sub.add_parser("delete", help="delete a run and its files")
+    de.add_argument("run_id", metavar="RUN_ID")
     return p
 
 
@@ -60,7 +71,7 @@ def cmd_datasets() -> int:
     return 0
 
 
-def _progress(snap, args: argparse.Namespace, started: float) -> str:
+def _progress(snap, args: argparse.Namespace) -> str:
     done = snap.iteration
     per_iter = snap.elapsed / max(done, 1)
     left = max(args.iters - done, 0) * per_iter
@@ -77,13 +88,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise GanmmError(f"--clusters must be at least 1, got {args.clusters}")
     if args.iters < 0:
         raise GanmmError(f"--iters must be 0 or more, got {args.iters}")
+    from pathlib import Path
+
     from . import data
-    from .models import make_model
+    from .runs import RunManager
+    from .store import RunStore
 
     ds = data.load(args.dataset, label_column=args.label_column, labels_path=args.labels)
     ds.validate_for(args.clusters)
-    settings = dict(n_clusters=args.clusters, max_iter=args.iters, seed=args.seed,
-                    time_budget=args.time_budget, device=args.device)
+    settings = dict(n_clusters=args.clusters, max_iter=args.iters, time_budget=args.time_budget)
     if args.init:
         if args.model not in ("ganmm", "ganmm-em"):
             raise GanmmError("--init is for ganmm and ganmm-em")
@@ -92,24 +105,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.model != "gmm":
             raise GanmmError("--covariance is for gmm")
         settings["covariance_type"] = args.covariance
-    model = make_model(args.model, preset=args.preset, **settings)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-    started = time.perf_counter()
-    print(f"run {run_id}: {args.model} on {ds.name} ({ds.n_samples} x {ds.n_features}), "
-          f"K={args.clusters}, seed {args.seed}", file=sys.stderr)
-    snap = None
-    for snap in model.fit_iter(ds.X, ds.y):
+    builtin = args.dataset.strip().lower() in data.BUILTINS
+    source = ds.name if builtin else str(Path(args.dataset).expanduser().resolve())
+    manager = RunManager(RunStore(), max_concurrent=1)
+
+    header_shown = threading.Event()
+    last = []  # the latest stored snapshot
+
+    def show(run_id: str, snap) -> None:  # called once each iteration is stored
+        last[:] = [snap]
+        header_shown.wait()
         if not args.quiet:
-            print(_progress(snap, args, started), file=sys.stderr, flush=True)
-    seconds = time.perf_counter() - started
-    device = str(getattr(model, "device_", "cpu"))
-    metrics = {k: (snap.metrics.get(k) if snap.metrics else None) for k in ("purity", "ari", "nmi", "acc", "rand")}
+            print(_progress(snap, args), file=sys.stderr, flush=True)
+
+    run_id = manager.start(ds, args.model, settings, seed=args.seed, preset=args.preset,
+                           device=args.device, name=args.name, dataset_source=source, listener=show)
+    try:
+        print(f"run {run_id}: {args.model} on {ds.name} ({ds.n_samples} x {ds.n_features}), "
+              f"K={args.clusters}, seed {args.seed}", file=sys.stderr, flush=True)
+    finally:
+        header_shown.set()
+    try:
+        record = manager.wait(run_id)
+    except KeyboardInterrupt:  # Ctrl-C: the run ends "stopped", its iterations kept
+        manager.stop(run_id)
+        record = manager.store.get_run(run_id)
+        kept = "before its first iteration" if record.iterations is None else \
+            f"after iteration {record.iterations} (kept in the run store)"
+        print(f"stopped: run {run_id} {kept}", file=sys.stderr)
+        return 130
+    if record.status == "failed":
+        exc = manager.exception(run_id)
+        if isinstance(exc, GanmmError):  # e.g. bad data found by the model: one line, exit 2
+            raise exc
+        print(record.traceback or "", file=sys.stderr, end="")
+        print(f"error: run {run_id} failed: {record.error}", file=sys.stderr)
+        return 1
+    if record.status != "done" or not last:
+        print(f"error: run {run_id} ended {record.status}: {record.error or 'no iteration stored'}",
+              file=sys.stderr)
+        return 1
+    seconds = record.finished - record.started  # training, storing included
+    snap = last[0]
+    metrics = {k: snap.metrics.get(k) for k in ("purity", "ari", "nmi", "acc", "rand")}
     result = {"run_id": run_id, "model": args.model, "dataset": ds.name, "iterations": snap.iteration,
-              "seconds": round(seconds, 3), "device": device, "metrics": metrics,
+              "seconds": round(seconds, 3), "device": record.device, "metrics": metrics,
               "converged": bool(snap.converged), "space": args.space, "seed": args.seed,
               "clusters": args.clusters, "sizes": [int(s) for s in snap.sizes]}
     summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
-    print(f"done: {snap.iteration} iterations in {seconds:.1f}s on {device}  {summary}", file=sys.stderr)
+    print(f"done: {snap.iteration} iterations in {seconds:.1f}s on {record.device}  {summary}",
+          file=sys.stderr)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
@@ -118,12 +163,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_store():
+    from .store import RunStore
+
+    store = RunStore()
+    store.recover_interrupted()
+    return store
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    runs = _open_store().list_runs()
+    if args.json:
+        print(json.dumps([r.to_json() for r in runs], indent=1))
+        return 0
+    if not runs:
+        print("no runs yet; start one with `python -m ganmm run`")
+        return 0
+    print(f"{'RUN ID':22s} {'STATUS':11s} {'MODEL':8s} {'DATASET':12s} {'ITERS':>5s} "
+          f"{'PURITY':>6s} {'ARI':>6s} {'NMI':>6s}  {'CREATED (UTC)':19s}  NAME")
+    for r in runs:
+        m = [r.metrics.get(k) for k in ("purity", "ari", "nmi")]
+        cells = " ".join(f"{v:6.3f}" if v is not None else f"{'-':>6s}" for v in m)
+        iters = "-" if r.iterations is None else str(r.iterations)
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created))
+        print(f"{r.run_id:22s} {r.status:11s} {r.model:8s} {r.dataset[:12]:12s} {iters:>5s} "
+              f"{cells}  {created:19s}  {r.name}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    path = _open_store().export_run(args.run_id, args.path)
+    print(f"exported run {args.run_id} to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    _open_store().delete_run(args.run_id)
+    print(f"deleted run {args.run_id}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"datasets": lambda args: cmd_datasets(), "run": cmd_run, "runs": cmd_runs,
+            "export": cmd_export, "delete": cmd_delete}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "datasets":
-            return cmd_datasets()
-        return cmd_run(args)
+        return COMMANDS[args.command](args)
     except GanmmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
