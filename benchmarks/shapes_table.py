@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ganmm import data
-from ganmm.models import make_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ganmm import data  # noqa: E402
+from ganmm.models import make_model  # noqa: E402
 
 DATASETS = ("moons", "circles", "spirals")
 MODELS = ("ganmm", "gmm", "kmeans")

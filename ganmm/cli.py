@@ -107,6 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings["covariance_type"] = args.covariance
     builtin = args.dataset.strip().lower() in data.BUILTINS
     source = ds.name if builtin else str(Path(args.dataset).expanduser().resolve())
+    options = {"label_column": args.label_column,
+               "labels": str(Path(args.labels).expanduser().resolve()) if args.labels else None}
     manager = RunManager(RunStore(), max_concurrent=1)
 
     header_shown = threading.Event()
@@ -119,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(_progress(snap, args), file=sys.stderr, flush=True)
 
     run_id = manager.start(ds, args.model, settings, seed=args.seed, preset=args.preset,
-                           device=args.device, name=args.name, dataset_source=source, listener=show)
+                           device=args.device, name=args.name, dataset_source=source, data_options=options,
+                           listener=show)
     try:
         print(f"run {run_id}: {args.model} on {ds.name} ({ds.n_samples} x {ds.n_features}), "
               f"K={args.clusters}, seed {args.seed}", file=sys.stderr, flush=True)

@@ -86,14 +86,19 @@ class RunManager:
     # ---- starting a run ----------------------------------------------------------
     def start(self, dataset: Any, model: str, settings: dict | None = None, *, seed: int = 0,
               preset: str | None = None, device: str = "auto", name: str | None = None,
-              dataset_source: str | None = None, listener: Listener | None = None) -> str:
+              dataset_source: str | None = None, data_options: dict | None = None,
+              listener: Listener | None = None) -> str:
         """Record and queue a run of ``model`` on ``dataset`` (a ``ganmm.data.Dataset``);
         returns its id at once. Bad settings raise here (:class:`ConfigError`) and
-        record nothing. ``device``: auto (CUDA when present, else CPU), cpu or cuda."""
+        record nothing. ``device``: auto (CUDA when present, else CPU), cpu or cuda.
+        ``dataset_source`` (a built-in name or a file path) and ``data_options``
+        (``label_column``, ``labels``: what ``ganmm.data.load`` took) let
+        :func:`load_run_dataset` load the same data again."""
         settings = {**(settings or {}), "seed": seed}
         built, used_device = self._build(model, preset, settings, device)
         config = {"model": model, "preset": preset, "settings": {**settings, "device": device},
-                  "resolved": _config_dict(built)}
+                  "resolved": _config_dict(built),
+                  "data": {"source": dataset_source, **(data_options or {})}}
         record = self.store.create_run(dataset=dataset, model=model, config=config, seed=seed,
                                        device=used_device, name=name, dataset_source=dataset_source,
                                        versions=package_versions())
@@ -326,6 +331,24 @@ def _config_dict(model: Any) -> dict:
     if config is not None and dataclasses.is_dataclass(config):
         return dataclasses.asdict(config)
     return {}
+
+
+def load_run_dataset(record: RunRecord) -> Any:
+    """The data a run trained on, loaded again from its recorded source (a built-in
+    name or a file path) and checked against the run's fingerprint."""
+    from . import data
+    from .errors import DataError
+
+    spec = record.config.get("data") or {}
+    source = spec.get("source") or record.dataset_source
+    if not source:
+        raise DataError(f"run {record.run_id} does not record where its data came from")
+    ds = data.load(source, label_column=spec.get("label_column"), labels_path=spec.get("labels"))
+    if ds.fingerprint() != record.fingerprint:
+        raise DataError(f"the data at {source} has changed since run {record.run_id} trained on it; "
+                        "its stored iterations are still readable, but views that need the data "
+                        "itself cannot be drawn")
+    return ds
 
 
 # --------------------------------------------------------------------------- #

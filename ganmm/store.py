@@ -149,6 +149,9 @@ class IterationRecord:
     losses: dict
     extras: dict
     """scalar extras; array extras live in the iteration's file"""
+    sizes: list[int]
+    """points per cluster (also in the array file; here so that views of every
+    iteration's sizes need no file access)"""
 
 
 # --------------------------------------------------------------------------- #
@@ -171,8 +174,8 @@ def _schema_v1(db: sqlite3.Connection) -> None:
             run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
             iteration INTEGER NOT NULL, elapsed REAL NOT NULL, changed REAL NOT NULL,
             converged INTEGER NOT NULL, metrics_json TEXT NOT NULL, losses_json TEXT NOT NULL,
-            extras_json TEXT NOT NULL, file TEXT NOT NULL, nbytes INTEGER NOT NULL,
-            written REAL NOT NULL, PRIMARY KEY (run_id, iteration))""")
+            extras_json TEXT NOT NULL, sizes_json TEXT NOT NULL, file TEXT NOT NULL,
+            nbytes INTEGER NOT NULL, written REAL NOT NULL, PRIMARY KEY (run_id, iteration))""")
     db.execute("CREATE INDEX runs_status ON runs(status)")
 
 
@@ -413,11 +416,12 @@ class RunStore:
             with self._write() as db:
                 db.execute(
                     "INSERT INTO iterations (run_id, iteration, elapsed, changed, converged,"
-                    " metrics_json, losses_json, extras_json, file, nbytes, written)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " metrics_json, losses_json, extras_json, sizes_json, file, nbytes, written)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id, int(snap.iteration), float(snap.elapsed), float(snap.changed),
                      int(bool(snap.converged)), _dumps(snap.metrics), _dumps(snap.losses),
-                     _dumps(scalars), file, nbytes, time.time()))
+                     _dumps(scalars), _dumps([int(v) for v in snap.sizes]), file, nbytes,
+                     time.time()))
                 db.execute("UPDATE runs SET last_iteration = ?, metrics_json = ?, updated = ?"
                            " WHERE run_id = ?", (int(snap.iteration), _dumps(snap.metrics),
                                                  time.time(), run_id))
@@ -434,7 +438,8 @@ class RunStore:
                               (run_id,)).fetchall()
         return [IterationRecord(r["iteration"], r["elapsed"], r["changed"], bool(r["converged"]),
                                 json.loads(r["metrics_json"]), json.loads(r["losses_json"]),
-                                json.loads(r["extras_json"])) for r in rows]
+                                json.loads(r["extras_json"]), json.loads(r["sizes_json"]))
+                for r in rows]
 
     def load_iteration(self, run_id: str, iteration: int) -> Any:
         """One stored iteration as a ``ganmm.base.Snapshot`` (arrays included).

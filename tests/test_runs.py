@@ -307,3 +307,17 @@ def test_raising_the_bound_starts_a_queued_run(ds):
     wait_for(lambda: status(manager, second) == "running", what="second running")
     gate.release(), gate.release()
     assert [manager.wait(r, timeout=20).status for r in (first, second)] == ["done", "done"]
+
+
+def test_a_run_can_load_its_data_again_and_notices_a_changed_file(tmp_path):
+    csv = tmp_path / "pts.csv"
+    csv.write_text("a,b,kind\n" + "".join(f"{i},{i % 7},{'xy'[i % 2]}\n" for i in range(30)))
+    ds = data.load(str(csv), label_column="kind")
+    manager = RunManager(RunStore(), model_factory=factory({"fake": lambda: FakeModel(n_iter=1)}))
+    run_id = manager.start(ds, "fake", {}, dataset_source=str(csv), data_options={"label_column": "kind"})
+    record = manager.wait(run_id, timeout=20)
+    again = runs.load_run_dataset(record)
+    assert again.fingerprint() == ds.fingerprint() and again.label_names == ("x", "y")
+    csv.write_text(csv.read_text().replace("\n3,3,", "\n3,4,"))  # one value edited
+    with pytest.raises(data.DataError, match="has changed since run"):
+        runs.load_run_dataset(record)

@@ -72,6 +72,7 @@ def test_an_iteration_reads_back_whole(store, tiny_ds):
     assert [r.iteration for r in rows] == [0, 1, 2] and rows[2].converged
     assert rows[1].losses == {"critic": -1.5, "generator": None}  # NaN is stored as null
     assert rows[1].extras == {"sigma": 9, "tag": "x"}  # scalars only; arrays live in the file
+    assert rows[1].sizes == [int(v) for v in snapshot(1).sizes]  # no file needed for the sizes
     snap = store.load_iteration(run_id, 1)
     want = snapshot(1)
     np.testing.assert_array_equal(snap.assignments, want.assignments)
