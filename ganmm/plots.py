@@ -1,0 +1,334 @@
+"""Pure figure builders: arrays in, plotly figures (or one image array) out.
+
+No Streamlit, no files, no store, no global state. Cluster ``i`` has the colour
+``cluster_colors(k)[i]`` in every figure here. Every builder accepts K=1 and
+empty or degenerate input (one iteration, empty clusters, all-NaN series).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+MARGIN = dict(l=10, r=10, t=40, b=10)
+TEMPLATE = "plotly_white"
+_PALETTE: tuple[str, ...] = tuple(dict.fromkeys(
+    c.upper() for c in (*qualitative.Plotly, *qualitative.Dark24, *qualitative.Light24)))
+_METRIC_LABELS = {"purity": "Purity", "ari": "ARI", "nmi": "NMI (arithmetic)", "acc": "Accuracy"}
+_METRIC_COLORS = {"purity": "#1F77B4", "ari": "#FF7F0E", "nmi": "#2CA02C", "acc": "#D62728"}
+_REF_DASHES = ("dash", "longdash", "dashdot", "dot")
+
+
+def cluster_colors(k: int) -> list[str]:
+    """The first ``k`` cluster colours (hex); distinct up to len(_PALETTE) (58), then cycling."""
+    return [_PALETTE[i % len(_PALETTE)] for i in range(max(int(k), 0))]
+
+
+def _finish(fig: go.Figure, title: str, x_title: str, y_title: str, height: int | None,
+            **layout) -> go.Figure:
+    """Title, axis titles, compact margins, white template, height."""
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, margin=MARGIN,
+                      height=height, template=TEMPLATE, **layout)
+    return fig
+
+
+def _xs(iterations: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+    """(n,) x values: the iterations, or 0..n-1 when their count does not match."""
+    it = np.asarray(iterations).reshape(-1)
+    return it if len(it) == n else np.arange(n)
+
+
+def _rows(a: np.ndarray | Sequence) -> np.ndarray:
+    """a as a 2-D array: (n, m) kept, (n,) -> (n, 1), empty -> (n, 0)."""
+    a = np.asarray(a)
+    if a.ndim == 2:
+        return a
+    n = a.shape[0] if a.ndim else 1
+    return a.reshape(n, -1) if a.size else np.zeros((n, 0), dtype=a.dtype)
+
+
+def _floats(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """(n,) float array; None becomes NaN."""
+    return np.array([np.nan if v is None else v for v in np.asarray(values, dtype=object).reshape(-1)],
+                    dtype=float)
+
+
+def sizes_area(iterations: Sequence[int], sizes: np.ndarray, *, height: int = 320) -> go.Figure:
+    """Stacked area of cluster sizes; sizes (T, K) ints, one trace per cluster."""
+    s = _rows(sizes)  # (T, K); (T,) -> (T, 1)
+    x = _xs(iterations, s.shape[0])
+    fig = go.Figure()
+    for i, c in enumerate(cluster_colors(s.shape[1])):
+        fig.add_trace(go.Scatter(x=x, y=s[:, i], name=f"cluster {i}", stackgroup="sizes",
+                                 mode="lines", line=dict(color=c, width=0.5), legendgroup=f"c{i}",
+                                 hovertemplate=f"cluster {i}: %{{y}}<extra></extra>"))
+    return _finish(fig, "Cluster sizes", "iteration", "points", height, hovermode="x unified")
+
+
+def sizes_bar(sizes: np.ndarray, *, height: int = 280) -> go.Figure:
+    """Bar chart of the current cluster sizes; sizes (K,)."""
+    s = np.asarray(sizes).reshape(-1)
+    fig = go.Figure(go.Bar(x=np.arange(len(s)), y=s, marker_color=cluster_colors(len(s)),
+                           hovertemplate="cluster %{x}: %{y} points<extra></extra>"))
+    if len(s) <= 30:
+        fig.update_xaxes(tickmode="linear", dtick=1)
+    return _finish(fig, "Current cluster sizes", "cluster", "points", height)
+
+
+def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[float]],
+                  references: Mapping[str, Mapping[str, float]] | None = None,
+                  names: Sequence[str] = ("purity", "ari", "nmi", "acc"), *,
+                  height: int = 340) -> go.Figure:
+    """One line per metric in ``names`` (those present) vs iteration; each baseline in
+    ``references`` (label -> final metrics) as dashed horizontal lines in the metric's colour."""
+    fallback = cluster_colors(len(names))
+    color = {n: _METRIC_COLORS.get(n, fallback[j]) for j, n in enumerate(names)}
+    label = {n: _METRIC_LABELS.get(n, n) for n in names}
+    fig = go.Figure()
+    lows = [0.0]
+    span = np.zeros(0)
+    for n in names:
+        if n not in metrics:
+            continue
+        y = _floats(metrics[n])
+        x = _xs(iterations, len(y))
+        span = np.concatenate([span, x.astype(float)])
+        lows.append(float(np.nanmin(y)) if np.isfinite(y).any() else 0.0)
+        fig.add_trace(go.Scatter(x=x, y=y, name=label[n], mode="lines+markers" if len(y) < 3 else "lines",
+                                 line=dict(color=color[n]),
+                                 hovertemplate=f"{label[n]}: %{{y:.3f}}<extra></extra>"))
+    if span.size == 0:
+        span = np.asarray(iterations, dtype=float).reshape(-1)
+    lo, hi = (float(span.min()), float(span.max())) if span.size else (0.0, 1.0)
+    lo, hi = (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
+    for b, (base, vals) in enumerate((references or {}).items()):
+        for n in names:
+            v = vals.get(n) if vals else None
+            if v is None or not np.isfinite(v):
+                continue
+            lows.append(float(v))
+            fig.add_trace(go.Scatter(
+                x=[lo, hi], y=[float(v), float(v)], mode="lines", name=f"{base} {label[n]}",
+                legendgroup=f"ref:{base}", line=dict(color=color[n], dash=_REF_DASHES[b % 4], width=1.5),
+                hovertemplate=f"{base} final {label[n]}: {float(v):.3f}<extra></extra>"))
+    fig.update_yaxes(range=[min(lows) - 0.02, 1.02])
+    return _finish(fig, "Clustering metrics (NMI: arithmetic normalisation)", "iteration", "score",
+                   height)
+
+
+def overlay_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], title: str,
+                   y_title: str, *, x_title: str = "iteration", height: int = 320) -> go.Figure:
+    """Several runs' curves on one plot; series: label -> (iterations (T,), values (T,))."""
+    fig = go.Figure()
+    for (name, (its, vals)), c in zip(series.items(), cluster_colors(len(series))):
+        y = _floats(vals)
+        fig.add_trace(go.Scatter(x=_xs(its, len(y)), y=y, name=str(name), line=dict(color=c),
+                                 mode="lines+markers" if len(y) < 3 else "lines"))
+    return _finish(fig, title, x_title, y_title, height)
+
+
+def loss_curves(iterations: Sequence[int], losses: Mapping[str, Sequence[float]], *,
+                height: int = 320) -> go.Figure:
+    """One line per loss name; values (T,) may contain NaN (drawn as gaps)."""
+    fig = go.Figure()
+    for (name, vals), c in zip(losses.items(), cluster_colors(len(losses))):
+        y = _floats(vals)
+        fig.add_trace(go.Scatter(x=_xs(iterations, len(y)), y=y, name=str(name), mode="lines",
+                                 line=dict(color=c), connectgaps=False,
+                                 hovertemplate=f"{name}: %{{y:.4g}}<extra></extra>"))
+    return _finish(fig, "Losses", "iteration", "loss", height)
+
+
+def changed_curve(iterations: Sequence[int], changed: Sequence[float], *, log_y: bool = False,
+                  height: int = 280) -> go.Figure:
+    """Fraction of points that changed cluster per iteration; changed (T,) in [0, 1].
+
+    Linear axis over [0, max] by default; with ``log_y`` zeros are left out (log of 0)."""
+    y = _floats(changed)
+    fig = go.Figure(go.Scatter(x=_xs(iterations, len(y)), y=np.where(y > 0, y, np.nan) if log_y else y,
+                               mode="lines+markers", name="changed", line=dict(color="#444"),
+                               hovertemplate="%{y:.2%} changed<extra></extra>"))
+    top = float(np.nanmax(y)) if np.isfinite(y).any() else 0.0
+    if log_y:
+        fig.update_yaxes(type="log")
+    else:
+        fig.update_yaxes(range=[0, top * 1.05 if top > 0 else 1.0], tickformat=".0%")
+    return _finish(fig, "Points that changed cluster", "iteration", "fraction changed", height)
+
+
+def confusion(table: np.ndarray, label_names: Sequence[str], *, height: int = 360) -> go.Figure:
+    """Heatmap of a (C, K) count table: rows = true labels (top to bottom), columns = clusters."""
+    t = _rows(table)  # (C, K)
+    rows = [str(label_names[r]) if r < len(label_names) else str(r) for r in range(t.shape[0])]
+    fig = go.Figure(go.Heatmap(z=t, x=[f"cluster {k}" for k in range(t.shape[1])], y=rows,
+                               text=[[f"{v:g}" for v in row] for row in t], texttemplate="%{text}",
+                               colorscale="Blues", showscale=False,
+                               hovertemplate="label %{y}, %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    return _finish(fig, "True labels vs clusters", "cluster", "true label", height)
+
+
+def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
+    """Sorted indices of at most max_points of n, drawn with a seeded rng (deterministic)."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max(int(max_points), 0), replace=False))
+
+
+def scatter_clusters(points: np.ndarray, assignments: np.ndarray | None, *,
+                     labels: np.ndarray | None = None, label_names: Sequence[str] | None = None,
+                     color_by: str = "cluster", samples: np.ndarray | None = None,
+                     axis_names: Sequence[str] = ("x", "y"), max_points: int = 5000, seed: int = 0,
+                     title: str | None = None, height: int = 480) -> go.Figure:
+    """2-D scatter of points (N, 2) coloured by cluster (assignments (N,)) or by true label
+    (labels (N,), names label_names); samples (K, S, 2) drawn as generator i's markers."""
+    if color_by not in ("cluster", "label"):
+        raise ValueError(f"color_by must be 'cluster' or 'label', got {color_by!r}")
+    p = np.asarray(points, dtype=float).reshape(-1, 2)  # (N, 2)
+    idx = _subsample(len(p), max_points, seed)  # (n,)
+    p = p[idx]
+    by_label = color_by == "label" and labels is not None
+    source = labels if by_label else assignments
+    group = None if source is None else np.asarray(source).reshape(-1)[idx]  # (n,)
+    k_samples = 0 if samples is None else np.asarray(samples).shape[0]
+    fig = go.Figure()
+    if group is None:
+        fig.add_trace(go.Scattergl(x=p[:, 0], y=p[:, 1], mode="markers", name="points",
+                                   marker=dict(color="#888", size=4)))
+    else:
+        group = group.astype(int)
+        top = int(group.max()) + 1 if group.size else 0
+        colors = cluster_colors(max(top, 0 if by_label else k_samples))
+        names = list(label_names or [])
+        for g in range(top):
+            m = group == g
+            if not m.any():
+                continue
+            name = (names[g] if g < len(names) else f"label {g}") if by_label else f"cluster {g}"
+            fig.add_trace(go.Scattergl(x=p[m, 0], y=p[m, 1], mode="markers", name=str(name),
+                                       legendgroup=f"c{g}", marker=dict(color=colors[g], size=4)))
+        if (group < 0).any():
+            m = group < 0
+            fig.add_trace(go.Scattergl(x=p[m, 0], y=p[m, 1], mode="markers", name="unassigned",
+                                       marker=dict(color="#BBB", size=4)))
+    if k_samples:
+        s = np.asarray(samples, dtype=float).reshape(k_samples, -1, 2)  # (K, S, 2)
+        for i, c in enumerate(cluster_colors(k_samples)):
+            fig.add_trace(go.Scatter(x=s[i, :, 0], y=s[i, :, 1], mode="markers",
+                                     name=f"generator {i}", legendgroup=f"c{i}",
+                                     marker=dict(color=c, size=9, symbol="diamond",
+                                                 line=dict(color="#222", width=1))))
+    default = "Points by true label" if by_label else "Points by cluster"
+    return _finish(fig, title or default, str(axis_names[0]), str(axis_names[1]), height)
+
+
+def image_tiles(samples: np.ndarray, image_shape: tuple[int, int], *,
+                row_labels: Sequence[str] | None = None, max_per_row: int = 8) -> np.ndarray:
+    """Mosaic (uint8, grayscale) of samples (K, S, H*W) in [0, 1] (clipped): row i holds
+    generator i's first min(S, max_per_row) images, 1-pixel black gaps between tiles.
+
+    Shape (K*(H+1)-1, n*(W+1)-1) with n = min(S, max_per_row), plus a text strip on the
+    left when row_labels is given (needs Pillow; silently skipped without it). Empty input
+    gives one black H x W tile."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    s = np.asarray(samples, dtype=float)
+    k = s.shape[0] if s.ndim >= 1 else 0
+    s = s.reshape(k, -1, h * w) if k and s.size else np.zeros((k, 0, h * w))  # (K, S, H*W)
+    n = min(s.shape[1], max(int(max_per_row), 1))
+    if k == 0 or n == 0:
+        return np.zeros((h, w), dtype=np.uint8)
+    tiles = np.rint(np.clip(np.nan_to_num(s[:, :n]), 0, 1) * 255).astype(np.uint8).reshape(k, n, h, w)
+    mosaic = np.zeros((k * (h + 1) - 1, n * (w + 1) - 1), dtype=np.uint8)
+    for i in range(k):
+        for j in range(n):
+            mosaic[i * (h + 1): i * (h + 1) + h, j * (w + 1): j * (w + 1) + w] = tiles[i, j]
+    return _label_strip(mosaic, row_labels, h) if row_labels else mosaic
+
+
+def _label_strip(mosaic: np.ndarray, row_labels: Sequence[str], h: int) -> np.ndarray:
+    """The mosaic with a black strip on the left holding each row's label in white."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:  # pragma: no cover - Pillow comes with Streamlit
+        return mosaic
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    width = int(max(measure.textlength(str(t)) for t in row_labels)) + 6
+    img = Image.new("L", (width, mosaic.shape[0]), 0)
+    draw = ImageDraw.Draw(img)
+    for i, text in enumerate(row_labels[: (mosaic.shape[0] + 1) // (h + 1)]):
+        draw.text((2, i * (h + 1) + max(h // 2 - 6, 0)), str(text), fill=255)
+    return np.concatenate([np.asarray(img, dtype=np.uint8), mosaic], axis=1)
+
+
+def tiles_figure(samples: np.ndarray, image_shape: tuple[int, int], *,
+                 row_labels: Sequence[str] | None = None, max_per_row: int = 8,
+                 title: str = "Generator samples", height: int | None = None) -> go.Figure:
+    """The image_tiles mosaic as a figure, y ticks 'generator i' (or row_labels) at row centres."""
+    import plotly.express as px  # lazy: pulls in pandas
+
+    mosaic = image_tiles(samples, image_shape, max_per_row=max_per_row)
+    h = int(image_shape[0])
+    k = (mosaic.shape[0] + 1) // (h + 1)
+    fig = px.imshow(mosaic, binary_string=True)
+    text = [str(row_labels[i]) if row_labels and i < len(row_labels) else f"generator {i}"
+            for i in range(k)]
+    fig.update_yaxes(tickmode="array", tickvals=[i * (h + 1) + (h - 1) / 2 for i in range(k)],
+                     ticktext=text)
+    fig.update_xaxes(showticklabels=False)
+    return _finish(fig, title, "sample", "", height or max(250, min(1200, 60 + 34 * k)))
+
+
+def gmm_ellipses(means: np.ndarray, covariances: np.ndarray, n_std: float, *,
+                 n_points: int = 100) -> list[np.ndarray]:
+    """K closed curves (n_points, 2) tracing the n_std-sigma ellipse of each 2-D Gaussian.
+
+    means (K, 2), covariances (K, 2, 2) (or (K, 2) diagonals); extra dimensions are cut
+    to the first two. A non-finite covariance gives the mean repeated (or NaN)."""
+    mu = _rows(np.asarray(means, dtype=float))[:, :2]  # (K, 2)
+    cov = np.asarray(covariances, dtype=float)
+    if cov.ndim == 2:  # (K, 2) diagonals
+        cov = np.stack([np.diag(c[:2]) for c in cov]) if len(cov) else cov.reshape(0, 2, 2)
+    cov = cov[:, :2, :2]
+    t = np.linspace(0, 2 * np.pi, max(int(n_points), 2))
+    circle = np.stack([np.cos(t), np.sin(t)])  # (2, M)
+    out = []
+    for m, c in zip(mu, cov):
+        if not (np.isfinite(c).all() and np.isfinite(m).all()):
+            out.append(np.repeat(m[None], len(t), axis=0))
+            continue
+        vals, vecs = np.linalg.eigh((c + c.T) / 2)  # columns of vecs: principal axes
+        radii = n_std * np.sqrt(np.clip(vals, 0, None))
+        out.append(m + (vecs @ (radii[:, None] * circle)).T)
+    return out
+
+
+def add_ellipses(fig: go.Figure, means: np.ndarray, covariances: np.ndarray,
+                 n_stds: Sequence[float] = (1, 2)) -> go.Figure:
+    """Add each cluster's n-sigma ellipses as lines in its colour (solid up to 1σ, else dashed)."""
+    colors = cluster_colors(len(means))
+    for n in n_stds:
+        for i, e in enumerate(gmm_ellipses(means, covariances, n)):
+            fig.add_trace(go.Scatter(x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
+                                     name=f"cluster {i} {n:g}σ", legendgroup=f"c{i}", hoverinfo="skip",
+                                     line=dict(color=colors[i], width=1.5,
+                                               dash="solid" if n <= 1 else "dash")))
+    return fig
+
+
+def decision_regions(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, argmax_grid: np.ndarray,
+                     k: int, opacity: float = 0.25) -> go.Figure:
+    """Underlay (first trace) a heatmap of a (len(ys), len(xs)) grid of cluster ids in the
+    cluster colours: discrete colorscale, zmin=-0.5, zmax=k-0.5, no colour bar."""
+    if k <= 0:
+        return fig
+    colors = cluster_colors(k)
+    scale = [[v, c] for i, c in enumerate(colors) for v in (i / k, (i + 1) / k)]
+    fig.add_trace(go.Heatmap(x=np.asarray(xs), y=np.asarray(ys), z=np.asarray(argmax_grid),
+                             colorscale=scale, zmin=-0.5, zmax=k - 0.5, showscale=False,
+                             opacity=opacity, hoverinfo="skip", name="decision regions"))
+    fig.data = (fig.data[-1], *fig.data[:-1])
+    return fig
