@@ -1,66 +1,115 @@
-"""GANMM Studio home page.
-
-This first release shows the method and the built-in datasets; launching and
-watching runs from the browser comes with the dashboard (pages/).
-"""
+"""GANMM Studio home: what GANMM is, a one-click quick start, and the run list."""
 
 from __future__ import annotations
 
-import numpy as np
+import tempfile
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
-from ganmm import data
+from ganmm.errors import GanmmError
 from ganmm.models import DESCRIPTIONS
+from ganmm.ui import common, forms
 
 st.set_page_config(page_title="GANMM Studio", layout="wide")
 
-
-@st.cache_data(show_spinner="Loading the dataset ...")
-def _load(name: str) -> data.Dataset:
-    return data.load_builtin(name)
+QUICK_START = dict(model="ganmm", settings={"n_clusters": 10, "max_iter": 200, "time_budget": 600.0})
 
 
 def intro_ui() -> None:
     st.title("GANMM Studio")
     st.markdown(
-        "A Gaussian mixture clusters data by EM: the E-step gives each point to the "
-        "component most likely to have produced it, the M-step refits each Gaussian to its points. "
-        "**GANMM** (Yu & Zhou, IJCAI 2018) keeps that loop but replaces every Gaussian by a GAN, "
-        "so a cluster can take any shape a generator can draw. "
+        "A Gaussian mixture clusters data by EM: the E-step gives each point to the component most "
+        "likely to have produced it, the M-step refits each Gaussian to its points. "
+        "**GANMM** (Yu & Zhou, IJCAI 2018) keeps that loop but replaces every Gaussian by a GAN, so a "
+        "cluster can take any shape a generator can draw. "
         "Because such flexible components would never leave their starting split under plain hard EM, "
-        "it uses *epsilon-EM*: a classifier trained on generated samples does the E-step, and each "
-        "GAN also borrows a shrinking number of the other clusters' most likely points.")
-    st.caption("Models: " + "; ".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items()))
+        "it uses *epsilon-EM*: a classifier trained on generated samples does the E-step, and each GAN "
+        "also borrows a shrinking number of the other clusters' most likely points.")
+    st.caption("Models: " + "; ".join(f"**{forms.MODEL_LABELS[k]}**: {v}" for k, v in DESCRIPTIONS.items()))
 
 
-def dataset_ui() -> str:
-    names = [n for n, _ in data.list_builtins()]
-    descriptions = dict(data.list_builtins())
-    name = st.selectbox("Built-in dataset", names, index=names.index("mnist5k"),
-                        format_func=lambda n: f"{n} — {descriptions[n]}")
-    return name
+def quick_start_ui() -> None:
+    st.subheader("Quick start")
+    st.write("Cluster the 5,000 real MNIST digits of `mnist5k` into 10 clusters with GANMM "
+             "(default preset, at most 10 minutes) and watch it live.")
+    if st.button("Start GANMM on mnist5k", type="primary"):
+        try:
+            ds = common.load_dataset("mnist5k")
+            run_id = common.manager().start(ds, QUICK_START["model"], dict(QUICK_START["settings"]),
+                                            seed=0, dataset_source="mnist5k", name="quick start: GANMM on mnist5k")
+        except GanmmError as exc:
+            st.error(str(exc))
+            return
+        common.set_data_choice(common.DEFAULT_DATA)
+        st.session_state["run_id"] = run_id
+        st.switch_page("pages/2_Train.py")
 
 
-def preview(ds: data.Dataset) -> None:
-    st.write(f"{ds.n_samples:,} rows x {ds.n_features} features, kind **{ds.kind}**, "
-             f"{ds.n_classes or 'no'} classes")
-    if ds.kind == "image":
-        rng = np.random.default_rng(0)
-        pick = rng.choice(ds.n_samples, 16, replace=False)
-        tiles = [ds.inverse(ds.X[i]).reshape(ds.image_shape) for i in pick]
-        tiles = [(t / max(t.max(), 1e-9) * 255).astype(np.uint8) for t in tiles]
-        st.image(tiles, width=64, caption=[ds.label_names[ds.y[i]] for i in pick] if ds.y is not None else None)
-    else:
-        import pandas as pd
-        frame = pd.DataFrame(ds.inverse(ds.X)[:, :2], columns=list(ds.feature_names[:2]))
-        if ds.y is not None:
-            frame["label"] = [ds.label_names[i] for i in ds.y]
-        st.scatter_chart(frame, x=frame.columns[0], y=frame.columns[1],
-                         color="label" if ds.y is not None else None)
+def runs_table(records) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        max_iter = r.config.get("resolved", {}).get("max_iter")
+        rows.append({
+            "name": r.name, "status": r.status, "model": r.model, "dataset": r.dataset,
+            "progress": f"{r.iterations if r.iterations is not None else '-'} / {max_iter or '?'}",
+            "device": r.device,
+            **{m: r.metrics.get(m) for m in ("purity", "ari", "nmi", "acc")},
+            "created": pd.Timestamp(r.created, unit="s").strftime("%Y-%m-%d %H:%M"),
+            "run id": r.run_id})
+    return pd.DataFrame(rows)
+
+
+def run_actions_ui(records) -> None:
+    run_id = forms.run_picker(records, key="home-run", default=st.session_state.get("run_id"))
+    record = next(r for r in records if r.run_id == run_id)
+    cols = st.columns(6)
+    if cols[0].button("Open", key="home-open"):
+        st.session_state["run_id"] = run_id
+        st.switch_page("pages/2_Train.py")
+    if cols[1].button("Compare", key="home-compare"):
+        st.session_state["compare"] = [run_id]
+        st.switch_page("pages/3_Compare.py")
+    mine = common.is_active(record) and common.owned_here(run_id)
+    if record.status == "paused":
+        if cols[2].button("Resume", key="home-resume", disabled=not mine):
+            common.manager().resume(run_id)
+            st.rerun()
+    elif cols[2].button("Pause", key="home-pause", disabled=not mine):
+        common.manager().pause(run_id)
+        st.rerun()
+    if cols[3].button("Stop", key="home-stop", disabled=not mine):
+        common.manager().stop(run_id, wait=False)
+        st.rerun()
+    confirm = cols[4].checkbox("confirm delete", key=f"home-confirm-{run_id}")
+    if cols[4].button("Delete", key="home-delete", disabled=not confirm or common.is_active(record)):
+        try:
+            common.store().delete_run(run_id)
+        except GanmmError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state.pop("run_id", None)
+            st.rerun()
+    if cols[5].button("Prepare zip", key="home-zip"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = common.store().export_run(run_id, Path(tmp) / f"{run_id}.zip")
+            st.session_state["zip"] = (run_id, path.read_bytes())
+    prepared = st.session_state.get("zip")
+    if prepared and prepared[0] == run_id:
+        cols[5].download_button("Download zip", prepared[1], file_name=f"ganmm-{run_id}.zip",
+                                mime="application/zip", key="home-download")
 
 
 intro_ui()
-ds = _load(dataset_ui())
-preview(ds)
-st.info("Fit a model from the command line: "
-        f"`python -m ganmm run --dataset {ds.name} --model ganmm --clusters {ds.n_classes or 3}`")
+quick_start_ui()
+st.subheader("Runs")
+records = common.store().list_runs()
+if not records:
+    st.info("No runs yet. Start one with the quick start above, on the Train page, "
+            "or from the command line (`python -m ganmm run ...`): every run appears here.")
+else:
+    st.dataframe(runs_table(records), hide_index=True, width="stretch",
+                 column_config={m: st.column_config.NumberColumn(format="%.3f")
+                                for m in ("purity", "ari", "nmi", "acc")})
+    run_actions_ui(records)

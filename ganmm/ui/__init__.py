@@ -1,0 +1,1 @@
+"""Streamlit helpers the pages share: the only part of ``ganmm`` that imports Streamlit."""

@@ -1,0 +1,145 @@
+"""What every page shares: the run manager, cached data, the chosen dataset.
+
+The only module family besides the pages that imports Streamlit. Pages call
+these helpers; the helpers call the library; nothing here trains a model.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from .. import data
+from ..errors import GanmmError
+from ..runs import RunManager, get_manager, load_run_dataset
+from ..store import ACTIVE, RunRecord, RunStore
+
+MAX_CONCURRENT = 2
+"""runs that train at once in one server; the others wait queued"""
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """The dataset a browser session works on: what ``ganmm.data.load`` takes."""
+
+    source: str
+    """a built-in name, or the path of an upload kept in GANMM_HOME/uploads"""
+    label_column: str | None = None
+    """CSV/TSV: the column holding labels (None: no labels)"""
+    labels: str | None = None
+    """path of an uploaded labels file (IDX / NPY), kept in GANMM_HOME/uploads"""
+    display: str = ""
+    """the name shown to the user (the uploaded file's name)"""
+
+    @property
+    def options(self) -> dict[str, str | None]:
+        return {"label_column": self.label_column, "labels": self.labels}
+
+
+DEFAULT_DATA = DataChoice("mnist5k", display="mnist5k")
+
+
+def manager() -> RunManager:
+    """The server's one run manager (shared by every browser session)."""
+    return get_manager(MAX_CONCURRENT)
+
+
+def store() -> RunStore:
+    return manager().store
+
+
+def data_choice() -> DataChoice:
+    """The session's dataset (mnist5k until the Data page changes it)."""
+    return st.session_state.get("data_choice", DEFAULT_DATA)
+
+
+def set_data_choice(choice: DataChoice) -> None:
+    st.session_state["data_choice"] = choice
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the dataset ...")
+def load_dataset(source: str, label_column: str | None = None, labels: str | None = None) -> data.Dataset:
+    """A dataset, loaded once per server (datasets are immutable records)."""
+    return data.load(source, label_column=label_column, labels_path=labels)
+
+
+def chosen_dataset() -> tuple[DataChoice, data.Dataset | None, str | None]:
+    """The session's dataset, loaded; or None and the error that says why not."""
+    choice = data_choice()
+    try:
+        return choice, load_dataset(choice.source, choice.label_column, choice.labels), None
+    except GanmmError as exc:
+        return choice, None, str(exc)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _run_dataset(run_id: str, fingerprint: str) -> tuple[data.Dataset | None, str | None]:
+    try:
+        return load_run_dataset(store().get_run(run_id)), None
+    except GanmmError as exc:
+        return None, str(exc)
+
+
+def run_dataset(record: RunRecord) -> tuple[data.Dataset | None, str | None]:
+    """The data a run trained on (None and a reason when it cannot be loaded)."""
+    return _run_dataset(record.run_id, record.fingerprint)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def load_iteration(run_id: str, iteration: int) -> Any:
+    """A stored iteration (Snapshot). Stored iterations never change, so one copy
+    serves every refresh and every session."""
+    return store().load_iteration(run_id, iteration)
+
+
+def is_active(record: RunRecord) -> bool:
+    return record.status in ACTIVE
+
+
+def owned_here(run_id: str) -> bool:
+    """True when this server's manager trains the run (so it can pause or stop it)."""
+    return run_id in manager().active()
+
+
+def run_label(record: RunRecord) -> str:
+    metrics = record.metrics or {}
+    ari = f", ARI {metrics['ari']:.3f}" if metrics.get("ari") is not None else ""
+    return f"{record.name} · {record.status}{ari} · {record.run_id}"
+
+
+class _Background:
+    """One worker thread for slow, cacheable side computations (reference fits)."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganmm-ui")
+        self.futures: dict[Any, Future] = {}
+        self.lock = threading.Lock()
+
+    def submit(self, key: Any, fn, *args) -> Future:
+        with self.lock:
+            fut = self.futures.get(key)
+            if fut is None or (fut.done() and fut.exception() is not None):
+                fut = self.futures[key] = self.pool.submit(fn, *args)
+            return fut
+
+
+@st.cache_resource(show_spinner=False)
+def background() -> _Background:
+    return _Background()
+
+
+def reference_metrics(ds: data.Dataset, k: int, seed: int) -> dict[str, dict[str, float]] | None:
+    """GMM and k-means metrics on the same data (None while they are computed)."""
+    from ..reference import cached_reference, compute_reference
+
+    if ds.y is None:
+        return None
+    found = cached_reference(ds.fingerprint(), k, seed)
+    if found is not None:
+        return found
+    fut = background().submit(("reference", ds.fingerprint(), k, seed), compute_reference, ds, k, seed)
+    return fut.result() if fut.done() and fut.exception() is None else None

@@ -1,0 +1,65 @@
+"""Tables of the Compare page, built from run records (plain pandas, no widgets)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from ..store import RunRecord
+
+METRICS = ("purity", "ari", "nmi", "acc")
+_IGNORED = {"seed", "device", "n_snapshot_samples", "preset"}
+"""resolved settings that do not make two runs' configurations different"""
+
+
+def settings_of(record: RunRecord) -> dict:
+    """The run's resolved model settings, flattened to printable values."""
+    resolved = record.config.get("resolved") or record.config.get("settings") or {}
+    return {k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else v for k, v in resolved.items()}
+
+
+def summary(records: list[RunRecord]) -> tuple[pd.DataFrame, set[str]]:
+    """One row per run: identity, final metrics, time, settings; and the names of
+    the setting columns whose values differ between the runs."""
+    rows = []
+    for r in records:
+        seconds = (r.finished or r.started or r.created) - (r.started or r.created)
+        rows.append({"run": r.name, "model": r.model, "dataset": r.dataset, "status": r.status,
+                     "iterations": r.iterations, "seconds": round(seconds, 1),
+                     **{m: r.metrics.get(m) for m in METRICS}, "seed": r.seed,
+                     "preset": r.config.get("preset"), **settings_of(r)})
+    table = pd.DataFrame(rows)
+    fixed = {"run", "iterations", "seconds", "status", *METRICS}
+    differs = {c for c in table.columns if c not in fixed and table[c].astype(str).nunique() > 1}
+    return table, differs
+
+
+def config_key(record: RunRecord) -> str:
+    """What groups runs that differ only by seed: model, data, settings."""
+    settings = {k: v for k, v in settings_of(record).items() if k not in _IGNORED}
+    return json.dumps([record.model, record.fingerprint, record.config.get("preset"), settings],
+                      sort_keys=True, default=str)
+
+
+def seed_table(records: list[RunRecord]) -> pd.DataFrame:
+    """Mean ± std of the final metrics over the seeds of each configuration
+    (finished runs with labels only), with the mean wall time."""
+    groups: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.status == "done" and r.metrics.get("ari") is not None:
+            groups.setdefault(config_key(r), []).append(r)
+    rows = []
+    for runs in groups.values():
+        first = runs[0]
+        row = {"model": first.model, "dataset": first.dataset, "preset": first.config.get("preset"),
+               "K": settings_of(first).get("n_clusters"), "seeds": len({r.seed for r in runs}),
+               "runs": len(runs)}
+        for m in METRICS:
+            v = np.array([r.metrics[m] for r in runs], dtype=float)
+            row[m] = f"{v.mean():.4f} ± {v.std():.4f}"
+        row["seconds"] = round(float(np.mean([(r.finished or 0) - (r.started or 0) for r in runs])), 1)
+        rows.append(row)
+    columns = ["model", "dataset", "preset", "K", "seeds", "runs", *METRICS, "seconds"]
+    return pd.DataFrame(rows, columns=columns)

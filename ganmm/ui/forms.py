@@ -1,0 +1,82 @@
+"""Widget groups that return plain values: the run settings form, the run picker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from ..models import DESCRIPTIONS, MODEL_NAMES
+from ..store import RunRecord
+from . import common
+
+MODEL_LABELS = {"ganmm": "GANMM", "ganmm-em": "GANMM-EM", "gmm": "GMM (EM)", "kmeans": "k-means"}
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the Train form asks the run manager for."""
+
+    model: str
+    preset: str | None
+    settings: dict = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    name: str | None = None
+
+
+def run_settings_ui(n_rows: int, n_classes: int | None, n_features: int, key: str = "train") -> RunRequest:
+    """Model, preset, clusters, seed, device, time budget and model settings."""
+    model = st.selectbox("Model", MODEL_NAMES, format_func=lambda m: f"{MODEL_LABELS[m]} — {DESCRIPTIONS[m]}",
+                         key=f"{key}-model")
+    c1, c2, c3 = st.columns(3)
+    default_k = min(n_classes or 3, n_rows)
+    k = c1.number_input("Clusters K", 1, max(1, min(n_rows, 100)), default_k, key=f"{key}-k")
+    seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key=f"{key}-seed")
+    iters = c3.number_input("Iterations (cap)", 1, 100_000, 50 if model.startswith("ganmm") else 100,
+                            key=f"{key}-iters")
+    c1, c2, c3 = st.columns(3)
+    budget = c1.number_input("Time budget (s, 0 = none)", 0, 86_400, 600 if model.startswith("ganmm") else 0,
+                             key=f"{key}-budget")
+    devices = ["auto", "cpu", "cuda"] if _cuda() else ["auto", "cpu"]
+    device = c2.selectbox("Device", devices, key=f"{key}-device",
+                          help="auto: the GPU when there is one, else the CPU"
+                          + ("" if _cuda() else " (no CUDA GPU on this server)"))
+    name = c3.text_input("Run name (optional)", key=f"{key}-name", max_chars=80)
+    settings: dict = {"n_clusters": int(k), "max_iter": int(iters)}
+    if budget:
+        settings["time_budget"] = float(budget)
+    preset = None
+    if model in ("ganmm", "ganmm-em"):
+        c1, c2, c3 = st.columns(3)
+        preset = c1.selectbox("Preset", ["default", "paper"], key=f"{key}-preset",
+                              help="default: WGAN-GP with Adam, fast; paper: the reference code's settings")
+        init = c2.selectbox("Initial split", ["preset's", "kmeans", "random"], key=f"{key}-init")
+        if init != "preset's":
+            settings["init"] = init
+        if n_features == 784:
+            arch = c3.selectbox("Networks", ["mlp", "conv"], key=f"{key}-arch",
+                                help="conv: convolutional generators and critics for 28x28 images")
+            settings["arch"] = arch
+    elif model == "gmm":
+        cov = st.selectbox("Covariance", ["full", "diag", "tied", "spherical"],
+                           index=0 if n_features <= 64 else 1, key=f"{key}-cov")
+        settings["covariance_type"] = cov
+    return RunRequest(model, preset, settings, int(seed), device, name or None)
+
+
+@st.cache_resource(show_spinner=False)
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_picker(records: list[RunRecord], key: str, default: str | None = None) -> str | None:
+    """A run chosen from the store (most recent first); None when there are none."""
+    if not records:
+        return None
+    ids = [r.run_id for r in records]
+    labels = {r.run_id: common.run_label(r) for r in records}
+    index = ids.index(default) if default in ids else 0
+    return st.selectbox("Run", ids, index=index, format_func=labels.get, key=key)

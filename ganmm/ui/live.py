@@ -1,0 +1,241 @@
+"""The live view of one run: read from the run store, never from a live trainer.
+
+``live_view(run_id)`` draws the run's panels inside ``st.fragment(run_every=...)``
+while the run is active, so each refresh re-reads the store (scalars of every
+iteration from SQLite, arrays of the shown iteration from its file, cached) and
+redraws only the fragment. When the run ends the whole page reruns once and
+the timer stops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from .. import plots
+from ..metrics import contingency
+from ..projection import get_projector
+from ..store import IterationRecord, RunRecord, StoreError
+from . import common
+
+REFRESH_SECONDS = 1.0
+"""how often the live view re-reads the store while a run is active"""
+
+
+def live_view(run_id: str, *, key: str = "live", controls: bool = True) -> None:
+    """The run's panels; refreshed every REFRESH_SECONDS while it is active."""
+    try:
+        record = common.store().get_run(run_id)
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    every = REFRESH_SECONDS if common.is_active(record) else None
+    st.fragment(_live_body, run_every=every)(run_id, key, controls, common.is_active(record))
+
+
+def _live_body(run_id: str, key: str, controls: bool, was_active: bool) -> None:
+    try:
+        record = common.store().get_run(run_id)
+        rows = common.store().iterations(run_id)
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    if was_active and not common.is_active(record):
+        st.rerun()  # the run ended: redraw the page once, without the timer
+    header(record, rows, controls=controls, key=key)
+    if not rows:
+        st.info("Waiting for the first iteration (the initial split and the GANs' pretraining) ...")
+        return
+    shown = _replay_slider(record, rows, key)
+    panels(record, rows, shown, key=key)
+
+
+def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, key: str) -> None:
+    """Status, progress, ETA and the pause / resume / stop buttons."""
+    cfg = record.config.get("resolved", {})
+    max_iter = int(cfg.get("max_iter") or record.config.get("settings", {}).get("max_iter") or 1)
+    budget = cfg.get("time_budget")
+    done = rows[-1].iteration if rows else 0
+    elapsed = rows[-1].elapsed if rows else 0.0
+    per_iter = elapsed / max(done, 1)
+    left = max(max_iter - done, 0) * per_iter
+    if budget:
+        left = min(left, max(budget - elapsed, 0.0))
+    frac = min(done / max(max_iter, 1), 1.0) if not budget else \
+        min(max(done / max(max_iter, 1), elapsed / budget), 1.0)
+    if record.status in ("done", "stopped", "failed", "interrupted"):
+        frac = 1.0 if record.status == "done" else frac
+    status = f"**{record.status}** · iteration {done} of at most {max_iter} · {elapsed:.0f} s"
+    if common.is_active(record) and rows:
+        status += f" · about {left:.0f} s left"
+    st.markdown(f"#### {record.name}")
+    st.caption(f"{record.model} on {record.dataset} · K={cfg.get('n_clusters', '?')} · seed {record.seed} · "
+               f"device {record.device} · run {record.run_id}")
+    st.progress(frac, text=status)
+    if record.status == "failed":
+        st.error(f"This run failed: {record.error}")
+        if record.traceback:
+            with st.expander("Traceback"):
+                st.code(record.traceback)
+    elif record.status == "interrupted":
+        st.warning(f"This run was interrupted ({record.error or 'its process ended'}); "
+                   "every stored iteration is kept.")
+    if controls and common.is_active(record) and common.owned_here(record.run_id):
+        run_controls(record, key)
+
+
+def run_controls(record: RunRecord, key: str) -> None:
+    """Pause / resume / stop: they act between iterations."""
+    mgr = common.manager()
+    a, b, _ = st.columns([1, 1, 4])
+    if record.status == "paused":
+        if a.button("Resume", key=f"{key}-resume-{record.run_id}"):
+            mgr.resume(record.run_id)
+            st.rerun()
+    elif a.button("Pause", key=f"{key}-pause-{record.run_id}"):
+        mgr.pause(record.run_id)
+        st.toast("Pausing after this iteration")
+    if b.button("Stop", key=f"{key}-stop-{record.run_id}", type="primary"):
+        mgr.stop(record.run_id, wait=False)
+        st.toast("Stopping: the iterations stored so far are kept")
+
+
+def _replay_slider(record: RunRecord, rows: list[IterationRecord], key: str) -> int:
+    """The iteration to show: the latest, or one picked on the slider to replay."""
+    its = [r.iteration for r in rows]
+    follow_key = f"{key}-follow-{record.run_id}"
+    follow = st.toggle("Follow the latest iteration", value=True, key=follow_key) \
+        if len(its) > 1 else True
+    if follow or len(its) == 1:
+        return its[-1]
+    return st.select_slider("Replay iteration", options=its, value=its[-1],
+                            key=f"{key}-replay-{record.run_id}")
+
+
+def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: str) -> None:
+    """Every panel of the live view at iteration ``shown``."""
+    its = [r.iteration for r in rows]
+    try:
+        snap = common.load_iteration(record.run_id, shown)
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    labels = labels_of(record)
+    k = len(snap.sizes)
+    col1, col2 = st.columns(2)
+    sizes = np.array([r.sizes for r in rows if len(r.sizes) == k]).reshape(-1, k)
+    col1.plotly_chart(plots.sizes_area([r.iteration for r in rows if len(r.sizes) == k], sizes),
+                      key=f"{key}-area", width="stretch")
+    col2.plotly_chart(plots.sizes_bar(snap.sizes), key=f"{key}-bar", width="stretch")
+
+    col1, col2 = st.columns(2)
+    with col1:
+        samples_panel(record, snap, key)
+    with col2:
+        projection_panel(record, snap, labels, key)
+
+    col1, col2 = st.columns(2)
+    with col1:
+        if labels is None:
+            st.info("No metric curves: this data has no labels to compare the clusters with.")
+        else:
+            metrics = {m: [r.metrics.get(m) for r in rows] for m in ("purity", "ari", "nmi", "acc")}
+            refs = _references(record)
+            col1.plotly_chart(plots.metric_curves(its, metrics, refs), key=f"{key}-metrics",
+                              width="stretch")
+            if refs is None:
+                st.caption("GMM and k-means reference lines appear once they are fitted on this data.")
+    col2.plotly_chart(plots.changed_curve(its, [r.changed for r in rows]), key=f"{key}-changed",
+                      width="stretch")
+
+    col1, col2 = st.columns(2)
+    names = sorted({n for r in rows for n in r.losses})
+    if names:
+        losses = {n: [r.losses.get(n) for r in rows] for n in names}
+        col1.plotly_chart(plots.loss_curves(its, losses), key=f"{key}-losses", width="stretch")
+    else:
+        col1.info(f"{record.model} has no training losses to show.")
+    with col2:
+        if labels is None:
+            st.info("No confusion matrix: this data has no labels.")
+        else:
+            y, names_ = labels
+            table = contingency(y, snap.assignments)
+            table = np.pad(table, ((0, 0), (0, max(k - table.shape[1], 0))))
+            st.plotly_chart(plots.confusion(table, names_), key=f"{key}-confusion",
+                            width="stretch")
+
+
+def samples_panel(record: RunRecord, snap, key: str) -> None:
+    """Generated samples: image tiles per generator, or points over the data."""
+    if snap.samples is None:
+        st.info(f"{record.model} does not generate samples.")
+        return
+    info = record.dataset_info
+    if info.get("kind") == "image" and info.get("image_shape"):
+        st.markdown(f"**Samples of each generator** (iteration {snap.iteration})")
+        st.image(plots.image_tiles(snap.samples, tuple(info["image_shape"])), clamp=True,
+                 width="stretch")
+        return
+    ds, why = common.run_dataset(record)
+    if ds is None:
+        st.info(f"Samples cannot be drawn over the data: {why}")
+        return
+    f = (0, 1) if ds.n_features >= 2 else (0, 0)
+    pts, smp = ds.inverse(ds.X)[:, f], ds.inverse(snap.samples)[..., f]
+    names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
+    fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names)
+    fig.update_layout(title=f"Data by cluster, with each generator's samples (iteration {snap.iteration})")
+    st.plotly_chart(fig, key=f"{key}-samples", width="stretch")
+
+
+def projection_panel(record: RunRecord, snap, labels, key: str) -> None:
+    """UMAP of the data by cluster or label, generated samples placed in it."""
+    ds, why = common.run_dataset(record)
+    if ds is None:
+        st.info(f"No projection: {why}")
+        return
+    state = get_projector().request(ds)
+    if state.status == "pending":
+        st.info("Computing the UMAP projection of this dataset (once per dataset; it is cached) ...")
+        return
+    if state.status == "failed":
+        st.warning(f"The UMAP projection failed: {state.error}")
+        return
+    options = ["cluster", "label"] if labels is not None else ["cluster"]
+    color_by = st.radio("Colour by", options, horizontal=True, key=f"{key}-colour-{record.run_id}")
+    samples = None
+    if snap.samples is not None:
+        k, s, d = snap.samples.shape
+        placed = get_projector().transform(ds, snap.samples.reshape(k * s, d), timeout=0.5)
+        samples = None if placed is None else placed.reshape(k, s, 2)
+    fig = plots.scatter_clusters(
+        state.embedding, snap.assignments, labels=None if labels is None else labels[0],
+        label_names=None if labels is None else labels[1], color_by=color_by, samples=samples,
+        axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]))
+    fig.update_layout(title="UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)")
+    st.plotly_chart(fig, key=f"{key}-umap", width="stretch")
+
+
+def labels_of(record: RunRecord) -> tuple[np.ndarray, list[str]] | None:
+    try:
+        arrays = _dataset_arrays(record.run_id)
+    except StoreError:
+        return None
+    if "y" not in arrays:
+        return None
+    return arrays["y"], [str(n) for n in arrays["label_names"]]
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _dataset_arrays(run_id: str) -> dict[str, np.ndarray]:
+    return common.store().dataset_arrays(run_id)
+
+
+def _references(record: RunRecord) -> dict[str, dict[str, float]] | None:
+    ds, _ = common.run_dataset(record)
+    k = record.config.get("resolved", {}).get("n_clusters")
+    if ds is None or not k:
+        return None
+    return common.reference_metrics(ds, int(k), record.seed)
+

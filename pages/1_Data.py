@@ -1,0 +1,109 @@
+"""Data: choose a built-in dataset or upload a file, preview it, pick its labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from ganmm import data, plots
+from ganmm.errors import GanmmError
+from ganmm.loaders import ACCEPTED_TYPES
+from ganmm.ui import common
+from ganmm.uploads import save_upload
+
+st.set_page_config(page_title="Data · GANMM Studio", layout="wide")
+st.title("Data")
+
+current = common.data_choice()
+st.caption(f"The dataset for new runs: **{current.display or current.source}**")
+
+
+def builtin_ui() -> common.DataChoice:
+    described = dict(data.list_builtins())
+    names = list(described)
+    index = names.index(current.source) if current.source in names else names.index("mnist5k")
+    name = st.selectbox("Built-in dataset", names, index=index, format_func=lambda n: f"{n} — {described[n]}")
+    return common.DataChoice(name, display=name)
+
+
+def upload_ui() -> common.DataChoice | None:
+    st.caption(f"Accepted: {ACCEPTED_TYPES}. Files are only read as numbers, never run or unpickled.")
+    up = st.file_uploader("Data file", key="upload-data")
+    if up is None:
+        return None
+    try:
+        path = save_upload(up.name, up.getvalue())
+    except GanmmError as exc:
+        st.error(str(exc))
+        return None
+    label_column, labels = None, None
+    if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.name.lower().endswith((".csv.gz", ".tsv.gz", ".txt.gz")):
+        columns = _csv_columns(str(path))
+        if columns:
+            pick = st.selectbox("Label column", ["(no labels)"] + columns, key="upload-label-column",
+                                help="a column that holds the true class of each row; it is never used "
+                                     "for training, only to score the clusters")
+            label_column = None if pick == "(no labels)" else pick
+    elif not path.name.lower().endswith((".npz", ".npz.gz")):
+        lab = st.file_uploader("Labels file (optional: IDX or NPY, one label per row)", key="upload-labels")
+        if lab is not None:
+            try:
+                labels = str(save_upload(lab.name, lab.getvalue()))
+            except GanmmError as exc:
+                st.error(str(exc))
+    return common.DataChoice(str(path), label_column, labels, display=up.name)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _csv_columns(path: str) -> list[str]:
+    """The columns of a CSV/TSV (loaded without labels); [] when it does not load."""
+    try:
+        return list(data.load(path).feature_names)
+    except GanmmError:
+        return []
+
+
+def preview(ds: data.Dataset) -> None:
+    st.markdown(f"{ds.n_samples:,} rows x {ds.n_features} features, kind **{ds.kind}**, "
+                f"{ds.n_classes or 'no'} classes")
+    if ds.kind == "image":
+        rng = np.random.default_rng(0)
+        pick = rng.choice(ds.n_samples, min(32, ds.n_samples), replace=False)
+        tiles = ds.X[pick].reshape(1, len(pick), -1)
+        st.image(plots.image_tiles(tiles, ds.image_shape, max_per_row=16), clamp=True)
+    elif ds.kind == "2d":
+        pts = ds.inverse(ds.X)
+        fig = plots.scatter_clusters(pts, None if ds.y is None else ds.y, labels=ds.y,
+                                     label_names=ds.label_names,
+                                     color_by="label" if ds.y is not None else "cluster",
+                                     axis_names=tuple(ds.feature_names), title="The data")
+        st.plotly_chart(fig, width="stretch")
+    else:
+        import pandas as pd
+
+        frame = pd.DataFrame(ds.inverse(ds.X[:200]), columns=list(ds.feature_names))
+        if ds.y is not None:
+            frame.insert(0, "label", [ds.label_names[i] for i in ds.y[:200]])
+        st.dataframe(frame, height=240)
+        st.markdown("Per-column summary")
+        summary = pd.DataFrame(ds.inverse(ds.X), columns=list(ds.feature_names)).describe().T
+        st.dataframe(summary[["mean", "std", "min", "max"]], height=240)
+
+
+source = st.radio("Source", ["Built-in", "Upload"], horizontal=True,
+                  index=0 if current.source in data.BUILTINS else 1)
+choice = builtin_ui() if source == "Built-in" else upload_ui()
+if choice is not None:
+    try:
+        ds = common.load_dataset(choice.source, choice.label_column, choice.labels)
+    except GanmmError as exc:
+        st.error(f"This file cannot be used: {exc}")
+    else:
+        preview(ds)
+        if choice != current:
+            if st.button("Use this dataset for new runs", type="primary"):
+                common.set_data_choice(choice)
+                st.rerun()
+        else:
+            st.success("New runs on the Train page use this dataset.")
+            st.page_link("pages/2_Train.py", label="Go to Train")

@@ -1,0 +1,41 @@
+"""Train: launch a run on the session's dataset, then watch it live."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ganmm.errors import GanmmError
+from ganmm.ui import common, forms, live
+
+st.set_page_config(page_title="Train · GANMM Studio", layout="wide")
+st.title("Train")
+
+choice, ds, error = common.chosen_dataset()
+with st.expander("New run", expanded=not common.store().list_runs()):
+    if ds is None:
+        st.error(f"The chosen dataset cannot be loaded: {error}")
+        st.page_link("pages/1_Data.py", label="Choose another dataset")
+    else:
+        st.caption(f"Dataset **{choice.display or ds.name}**: {ds.n_samples:,} rows x {ds.n_features} "
+                   f"features, {ds.n_classes or 'no'} classes. Change it on the Data page.")
+        request = forms.run_settings_ui(ds.n_samples, ds.n_classes, ds.n_features)
+        if st.button("Start training", type="primary"):
+            try:
+                ds.validate_for(request.settings["n_clusters"])
+                run_id = common.manager().start(
+                    ds, request.model, request.settings, seed=request.seed, preset=request.preset,
+                    device=request.device, name=request.name, dataset_source=choice.source,
+                    data_options=choice.options)
+            except GanmmError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["run_id"] = run_id
+                st.toast(f"Run {run_id} started")
+
+records = common.store().list_runs()
+run_id = forms.run_picker(records, key="train-run", default=st.session_state.get("run_id"))
+if run_id is None:
+    st.info("No runs yet: start one above, or use the quick start on the home page.")
+else:
+    st.session_state["run_id"] = run_id
+    live.live_view(run_id)

@@ -1,0 +1,70 @@
+"""Compare: 2-4 runs side by side, their curves overlaid, and mean ± std over seeds."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ganmm import plots
+from ganmm.ui import common, compare, live
+
+st.set_page_config(page_title="Compare · GANMM Studio", layout="wide")
+st.title("Compare runs")
+
+records = common.store().list_runs()
+by_id = {r.run_id: r for r in records}
+if len(records) < 2:
+    st.info("Comparing needs at least two runs in the store; start some on the Train page.")
+    st.stop()
+default = [i for i in st.session_state.get("compare", []) if i in by_id] or [r.run_id for r in records[:2]]
+chosen = st.multiselect("Runs (2 to 4)", list(by_id), default=default[:4], max_selections=4,
+                        format_func=lambda i: common.run_label(by_id[i]))
+st.session_state["compare"] = chosen
+if len(chosen) < 2:
+    st.info("Pick at least two runs.")
+    st.stop()
+runs = [by_id[i] for i in chosen]
+
+st.subheader("Summary")
+table, differs = compare.summary(runs)
+st.dataframe(table.style.apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)),
+             width="stretch", hide_index=True)
+st.caption("Highlighted: settings that differ between the chosen runs. NMI uses arithmetic normalisation.")
+
+st.subheader("Metric curves")
+rows = {r.run_id: common.store().iterations(r.run_id) for r in runs}
+cols = st.columns(2)
+for n, metric in enumerate(("ari", "nmi", "purity", "acc")):
+    series = {common.run_label(r): ([x.iteration for x in rows[r.run_id]],
+                                    [x.metrics.get(metric) for x in rows[r.run_id]]) for r in runs}
+    if all(all(v is None for v in s[1]) for s in series.values()):
+        cols[n % 2].info(f"No {metric.upper()} curves: none of these runs' data has labels.")
+        continue
+    cols[n % 2].plotly_chart(plots.overlay_curves(series, metric.upper(), metric.upper()),
+                             width="stretch", key=f"cmp-{metric}")
+
+st.subheader("Side by side (last stored iteration)")
+cols = st.columns(len(runs))
+for col, r in zip(cols, runs):
+    with col:
+        st.markdown(f"**{r.name}**  \n{r.model} · {r.status} · run {r.run_id}")
+        if not rows[r.run_id]:
+            st.info("No iteration stored yet.")
+            continue
+        last = rows[r.run_id][-1].iteration
+        try:
+            snap = common.load_iteration(r.run_id, last)
+        except Exception as exc:  # a damaged file spoils this column only
+            st.error(str(exc))
+            continue
+        st.plotly_chart(plots.sizes_bar(snap.sizes, height=240), width="stretch", key=f"cmp-bar-{r.run_id}")
+        live.samples_panel(r, snap, key=f"cmp-{r.run_id}")
+        labels = live.labels_of(r)
+        if labels is not None:
+            from ganmm.metrics import contingency
+
+            st.plotly_chart(plots.confusion(contingency(labels[0], snap.assignments), labels[1], height=300),
+                            width="stretch", key=f"cmp-conf-{r.run_id}")
+
+st.subheader("Mean ± std over seeds")
+st.caption("Every run in the store, grouped by model, dataset and settings (the seed aside), as in the paper's tables.")
+st.dataframe(compare.seed_table(records), width="stretch", hide_index=True)

@@ -1,0 +1,159 @@
+"""Every page under Streamlit's AppTest: empty states, and a store with runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ganmm import data
+from ganmm.runs import get_manager
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def page(name: str) -> AppTest:
+    """The app with ``name`` (a file of pages/, or app.py) as the page shown."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    return at if name == "app.py" else at.switch_page(name)
+
+
+def finished_run(dataset="moons", model="gmm", k=2, name=None, seed=0, **settings):
+    """A run trained to the end through the server's manager (as the pages see it)."""
+    ds = data.load(dataset) if dataset in data.BUILTINS else dataset
+    source = dataset if isinstance(dataset, str) else None
+    mgr = get_manager()
+    run_id = mgr.start(ds, model, {"n_clusters": k, "max_iter": 4, **settings}, seed=seed,
+                       dataset_source=source, name=name)
+    record = mgr.wait(run_id, timeout=120)
+    assert record.status == "done", record.error
+    return run_id
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "title",
+                                  "subheader") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def progress(at: AppTest) -> str:
+    return " ".join(p.proto.text for p in at.get("progress"))
+
+
+def charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def test_home_without_runs_offers_the_quick_start():
+    at = page("app.py").run()
+    assert not at.exception
+    assert at.title[0].value == "GANMM Studio" and "epsilon-EM" in at.markdown[0].value
+    assert any(b.label == "Start GANMM on mnist5k" for b in at.button)
+    assert "No runs yet" in texts(at)
+
+
+def test_home_lists_runs_with_their_metrics_and_actions():
+    run_id = finished_run(name="my moons run")
+    at = page("app.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    row = table[table["run id"] == run_id].iloc[0]
+    assert row["name"] == "my moons run" and row["status"] == "done" and row["progress"] == "4 / 4"
+    assert 0 <= row["ari"] <= 1
+    labels = {b.label for b in at.button}
+    assert {"Open", "Compare", "Pause", "Stop", "Delete", "Prepare zip"} <= labels
+    at.button(key="home-zip").click().run()
+    assert not at.exception and any(b.label == "Download zip" for b in at.get("download_button"))
+
+
+def test_home_delete_needs_confirmation_and_removes_the_run():
+    run_id = finished_run()
+    at = page("app.py").run()
+    assert at.button(key="home-delete").disabled
+    at.checkbox(key=f"home-confirm-{run_id}").check().run()
+    at.button(key="home-delete").click().run()
+    assert not at.exception
+    assert "No runs yet" in texts(at)
+
+
+def test_data_page_previews_builtins_and_sets_the_session_dataset():
+    at = page("pages/1_Data.py").run()
+    assert not at.exception
+    assert "5,000 rows x 784 features" in texts(at)
+    at.selectbox[0].select("moons").run()
+    assert "1,000 rows x 2 features" in texts(at) and charts(at) == 1
+    at.button[0].click().run()  # use this dataset
+    assert at.session_state["data_choice"].source == "moons"
+    assert "New runs on the Train page use this dataset" in texts(at)
+
+
+def test_data_page_tabular_preview_has_a_column_summary():
+    at = page("pages/1_Data.py").run()
+    at.selectbox[0].select("digits").run()
+    assert not at.exception and "1,797 rows x 64 features" in texts(at)
+
+
+def test_train_page_without_runs_shows_the_form_and_an_empty_state():
+    at = page("pages/2_Train.py").run()
+    assert not at.exception
+    assert any(b.label == "Start training" for b in at.button)
+    assert "No runs yet" in texts(at)
+
+
+def test_train_page_starts_a_run_and_shows_its_live_view():
+    at = page("pages/2_Train.py")
+    at.session_state["data_choice"] = __import__("ganmm.ui.common", fromlist=["x"]).DataChoice("blobs", display="blobs")
+    at.run()
+    at.selectbox(key="train-model").select("kmeans").run()
+    at.number_input(key="train-k").set_value(3).run()
+    at.button[0].click().run()
+    assert not at.exception
+    run_id = at.session_state["run_id"]
+    record = get_manager().wait(run_id, timeout=60)
+    assert record.status == "done" and record.dataset == "blobs"
+    at.run()
+    assert not at.exception
+    assert charts(at) >= 6  # sizes x2, samples over data, projection, metrics, changed, confusion
+    assert progress(at).startswith("**done** · iteration ")
+
+
+def test_train_page_live_view_of_a_finished_run_with_labels():
+    run_id = finished_run("moons", "gmm", 2)
+    at = page("pages/2_Train.py")
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception
+    assert progress(at).startswith("**done** · iteration 4 of at most 4")
+    assert charts(at) >= 7  # area, bar, samples, projection (2-D as is), metrics, changed, confusion
+    assert "no labels" not in texts(at)
+
+
+def test_train_page_explains_empty_label_panels_for_unlabelled_data():
+    rng = np.random.default_rng(0)
+    ds = data.from_arrays(rng.normal(size=(60, 2)), None, name="nolabels")
+    run_id = finished_run(ds, "kmeans", 2)
+    at = page("pages/2_Train.py")
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception
+    assert "no labels" in texts(at)
+
+
+def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
+    at = page("pages/3_Compare.py").run()
+    assert not at.exception and "at least two runs" in texts(at)
+    a = finished_run("moons", "gmm", 2, seed=0)
+    b = finished_run("moons", "kmeans", 2, seed=0)
+    c = finished_run("moons", "kmeans", 2, seed=1)
+    at = page("pages/3_Compare.py")
+    at.session_state["compare"] = [a, b]
+    at.run()
+    assert not at.exception
+    summary = at.dataframe[0].value
+    assert list(summary["model"]) == ["gmm", "kmeans"]
+    seeds = at.dataframe[1].value
+    km = seeds[seeds["model"] == "kmeans"].iloc[0]
+    assert km["seeds"] == 2 and "±" in km["ari"]
+    assert charts(at) >= 4 + 2  # four overlaid metric plots, a size bar per run
