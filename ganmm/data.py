@@ -27,7 +27,7 @@ from ganmm.errors import DataError
 from ganmm.loaders import DEFAULT_LIMITS, Limits
 
 __all__ = [
-    "BUILTINS", "DEFAULT_LIMITS", "Dataset", "Limits", "encode_labels", "from_arrays",
+    "BUILTINS", "DEFAULT_LIMITS", "Dataset", "Limits", "csv_columns", "encode_labels", "from_arrays",
     "list_builtins", "load", "load_builtin", "load_bytes", "validate",
 ]
 
@@ -546,6 +546,19 @@ def load(
     return load_bytes(
         data, path.name, label_column=label_column, labels_bytes=labels, limits=limits
     )
+
+
+def csv_columns(path: str, limits: Limits = DEFAULT_LIMITS) -> list[str]:
+    """The columns of a CSV/TSV file (optionally gzipped), from its first lines, so
+    that a label column can be chosen before the whole file is parsed."""
+    try:
+        data = loaders.maybe_gunzip(_read_capped(Path(path), limits), limits)
+        return loaders.csv_columns(data)
+    except DataError:
+        raise
+    except loaders.MALFORMED_INPUT_ERRORS as exc:
+        raise DataError(f"{Path(path).name} could not be read as CSV ({type(exc).__name__}: {exc}); "
+                        "check that the file is complete text") from exc
 
 
 def _read_capped(path: Path, limits: Limits) -> bytes:

@@ -408,6 +408,20 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
     return Table(X, labels, tuple(names[j] for j in keep), None)
 
 
+def csv_columns(data: bytes) -> list[str]:
+    """The column names of CSV/TSV text (x0, x1, ... without a header), read from
+    its first lines only: what a page offers as label columns before the file
+    can be loaded."""
+    text = _decode(data)
+    delimiter = _sniff_delimiter(text)
+    head = "\n".join(text[: 2**16].splitlines()[:_SNIFF_LINES])
+    _, first_two, _ = _scan_rows(head, delimiter)
+    if not first_two:
+        return []
+    first, second = first_two[0], first_two[1] if len(first_two) > 1 else None
+    return _column_names(first if _looks_like_header(first, second, None) else None, len(first))
+
+
 def _decode(data: bytes) -> str:
     """Decode text as UTF-8 (with or without BOM), else Windows-1252."""
     if b"\x00" in data:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ganmm.data import (
-    BUILTINS, DEFAULT_LIMITS, Dataset, Limits, encode_labels, from_arrays, list_builtins,
+    BUILTINS, DEFAULT_LIMITS, Dataset, Limits, csv_columns, encode_labels, from_arrays, list_builtins,
     load, load_builtin, load_bytes, validate,
 )
 from ganmm.errors import DataError
@@ -510,3 +510,14 @@ def test_random_and_mutated_bytes_only_raise_data_error():
         except DataError:
             continue
         assert isinstance(result, Dataset)
+
+
+def test_csv_columns_are_offered_before_the_file_loads(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("width,height,species\n1,2,a\n3,4,b\n")
+    with pytest.raises(DataError, match="species"):  # not loadable without a label column
+        load(str(path))
+    assert csv_columns(str(path)) == ["width", "height", "species"]
+    headless = tmp_path / "g.tsv"
+    headless.write_text("1\t2\t3\n4\t5\t6\n")
+    assert csv_columns(str(headless)) == ["x0", "x1", "x2"]
