@@ -29,7 +29,7 @@ with st.expander("New run", expanded=not common.store().list_runs()):
             except GanmmError as exc:
                 st.error(str(exc))
             else:
-                st.session_state["run_id"] = run_id
+                st.session_state["run_id"] = st.session_state["train-run"] = run_id  # show it below
                 st.toast(f"Run {run_id} started")
 
 records = common.store().list_runs()

@@ -1,0 +1,95 @@
+"""The whole user flow in a real browser: upload a CSV with labels, train GANMM on a
+2-D set and watch it live, stop it, train a second model, compare both."""
+
+from __future__ import annotations
+
+import re
+
+from browser_helpers import screenshot, wait_for_app, wait_for_charts
+from playwright.sync_api import expect
+
+ITERATION = re.compile(r"iteration (\d+) of at most")
+
+
+def open_page(page, server, name: str) -> None:
+    """Go to a page through the sidebar, in the same browser session (a page.goto
+    would open a new session and lose the session's dataset choice)."""
+    if not page.url.startswith(server.url):
+        page.goto(server.url)
+        wait_for_app(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name).click()
+    page.wait_for_url(f"**/{name}")
+    wait_for_app(page)
+
+
+def choose(main, label: str, option: str) -> None:
+    main.get_by_role("combobox", name=label).click()
+    main.page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b")).first.click()
+
+
+def iteration_shown(main) -> int:
+    text = main.get_by_text(ITERATION).first.inner_text(timeout=240_000)
+    return int(ITERATION.search(text).group(1))
+
+
+def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
+    # ---- Data: upload a CSV and pick its label column ------------------------------
+    csv = tmp_path / "flowers.csv"
+    rows = [f"{x:.2f},{y:.2f},{'ab'[i % 2]}" for i, (x, y) in
+            enumerate((i % 7 + (i % 2) * 10, i % 5) for i in range(40))]
+    csv.write_text("width,height,species\n" + "\n".join(rows) + "\n")
+    open_page(page, server, "Data")
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text("Upload", exact=True).click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(csv))
+    expect(main.get_by_role("combobox", name="Label column")).to_be_visible()
+    choose(main, "Label column", "species")
+    expect(main.get_by_text("40 rows x 2 features, kind 2d, 2 classes")).to_be_visible()
+    main.get_by_role("button", name="Use this dataset for new runs").click()
+    expect(main.get_by_text("New runs on the Train page use this dataset")).to_be_visible()
+
+    # ---- Data: back to a built-in 2-D set for training -----------------------------
+    main.get_by_text("Built-in", exact=True).click()
+    choose(main, "Built-in dataset", "moons")
+    main.get_by_role("button", name="Use this dataset for new runs").click()
+    expect(main.get_by_text("New runs on the Train page use this dataset")).to_be_visible()
+
+    # ---- Train: GANMM on moons, watched live, then stopped -------------------------
+    open_page(page, server, "Train")
+    main = page.locator('[data-testid="stMain"]')
+    expect(main.get_by_text("Dataset moons")).to_be_visible()
+    main.get_by_label("Iterations (cap)").fill("500")
+    main.get_by_label("Run name (optional)").fill("ganmm moons")
+    main.get_by_role("button", name="Start training").click()
+    first = iteration_shown(main)
+    expect(main.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=240_000)
+    page.wait_for_function(  # the live view moves on by itself, without a click
+        """(n) => { const m = document.body.innerText.match(/iteration (\\d+) of at most/);
+                    return m && Number(m[1]) >= n; }""", arg=first + 2, timeout=90_000)
+    assert iteration_shown(main) >= first + 2
+    assert main.locator('[data-testid="stPlotlyChart"]').count() >= 6
+    wait_for_charts(page)
+    screenshot(page, "train")
+    main.get_by_role("button", name="Stop").click()
+    expect(main.get_by_text(re.compile(r"^stopped · iteration"))).to_be_visible(timeout=60_000)
+    stopped_at = iteration_shown(main)
+    assert stopped_at < 500
+
+    # ---- Train: a second run, k-means, to the end ----------------------------------
+    if not main.get_by_role("combobox", name="Model").is_visible():
+        main.get_by_text("New run", exact=True).click()  # the form folds away once runs exist
+    choose(main, "Model", "k-means")
+    main.get_by_label("Run name (optional)").fill("")
+    main.get_by_role("button", name="Start training").click()
+    expect(main.get_by_text(re.compile(r"^done · iteration"))).to_be_visible(timeout=60_000)
+
+    # ---- Compare: both runs side by side -------------------------------------------
+    open_page(page, server, "Compare")
+    main = page.locator('[data-testid="stMain"]')
+    expect(main.get_by_role("heading", name="Summary")).to_be_visible()
+    expect(main.get_by_text("ganmm moons").first).to_be_visible()
+    expect(main.get_by_text("kmeans on moons").first).to_be_visible()
+    assert main.locator('[data-testid="stPlotlyChart"]').count() >= 6
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    wait_for_charts(page)
+    screenshot(page, "compare")
