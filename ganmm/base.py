@@ -164,7 +164,17 @@ class ClusterModel:
             if self._past_deadline():
                 break
 
+    def request_stop(self) -> None:
+        """End the running fit early, or the next one if none runs yet: long steps
+        (GANMM's pretraining and M-steps) stop within one GAN step and the
+        iteration stream ends after the current snapshot. Safe from another
+        thread; a stopped model is not meant to be fitted again."""
+        self._stop_requested = True
+
     def _past_deadline(self) -> bool:
+        """True once the time budget is spent or a stop was requested."""
+        if getattr(self, "_stop_requested", False):
+            return True
         deadline = getattr(self, "_deadline", None)
         return deadline is not None and time.perf_counter() >= deadline
 

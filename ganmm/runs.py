@@ -302,12 +302,10 @@ class RunManager:
 # --------------------------------------------------------------------------- #
 
 def _cut_short(model: Any) -> None:
-    """End a model's current step early. ClusterModel's long steps (GANMM's
-    pretraining and M-steps) check ``_past_deadline()`` between GAN steps, and
-    ``fit_iter`` stops after a step past its deadline; moving the deadline to
-    the past therefore stops the model within one GAN step."""
-    if hasattr(model, "_past_deadline"):
-        model._deadline = -math.inf
+    """End a model's current step early (ClusterModel.request_stop), even when the
+    stop comes before its fit has begun."""
+    if hasattr(model, "request_stop"):
+        model.request_stop()
 
 
 def _extend_budget(model: Any, seconds: float) -> None:

@@ -241,6 +241,17 @@ def test_stop_cuts_a_long_ganmm_iteration_short_and_records_the_device(two_blobs
     assert rec.config["resolved"]["hidden"] == 16 and rec.config["resolved"]["device"] == rec.device
 
 
+def test_a_stop_right_after_start_cuts_the_pretraining_short(two_blobs):
+    X, y = two_blobs
+    manager = RunManager()
+    ds2 = data.from_arrays(X, y, name="blobs60")
+    run_id = manager.start(ds2, "ganmm", {"n_clusters": 2, "max_iter": 5, **TINY, "n_pretrain": 1_000_000})
+    began = time.perf_counter()  # the stop may land before fit_iter has even begun
+    assert manager.stop(run_id, timeout=30) == "stopped"
+    assert time.perf_counter() - began < 5.0
+    assert manager.store.get_run(run_id).iterations is None  # nothing half-made was stored
+
+
 def test_bad_settings_raise_at_start_and_record_nothing(ds):
     manager = RunManager()
     with pytest.raises(ConfigError, match="covariance_type"):
