@@ -56,9 +56,9 @@ def upload_ui() -> common.DataChoice | None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _csv_columns(path: str) -> list[str]:
-    """The columns of a CSV/TSV (loaded without labels); [] when it does not load."""
+    """The columns of a CSV/TSV, from its first lines; [] when it cannot be read."""
     try:
-        return list(data.load(path).feature_names)
+        return data.csv_columns(path)
     except GanmmError:
         return []
 

@@ -11,7 +11,10 @@ st.set_page_config(page_title="Train · GANMM Studio", layout="wide")
 st.title("Train")
 
 choice, ds, error = common.chosen_dataset()
-with st.expander("New run", expanded=not common.store().list_runs()):
+# open when the session began with no runs; kept for the session, so that the
+# form does not fold away under the user when their first run starts
+form_open = st.session_state.setdefault("train-form-open", not common.store().list_runs())
+with st.expander("New run", expanded=form_open):
     if ds is None:
         st.error(f"The chosen dataset cannot be loaded: {error}")
         st.page_link("pages/1_Data.py", label="Choose another dataset")

@@ -34,13 +34,14 @@ st.subheader("Metric curves")
 rows = {r.run_id: common.store().iterations(r.run_id) for r in runs}
 cols = st.columns(2)
 for n, metric in enumerate(("ari", "nmi", "purity", "acc")):
-    series = {common.run_label(r): ([x.iteration for x in rows[r.run_id]],
+    series = {f"{r.name} ({r.run_id[-6:]})": ([x.iteration for x in rows[r.run_id]],
                                     [x.metrics.get(metric) for x in rows[r.run_id]]) for r in runs}
     if all(all(v is None for v in s[1]) for s in series.values()):
         cols[n % 2].info(f"No {metric.upper()} curves: none of these runs' data has labels.")
         continue
-    cols[n % 2].plotly_chart(plots.overlay_curves(series, metric.upper(), metric.upper()),
-                             width="stretch", key=f"cmp-{metric}")
+    fig = plots.overlay_curves(series, metric.upper(), metric.upper())
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25))
+    cols[n % 2].plotly_chart(fig, width="stretch", key=f"cmp-{metric}")
 
 st.subheader("Side by side (last stored iteration)")
 cols = st.columns(len(runs))

@@ -157,3 +157,18 @@ def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
     km = seeds[seeds["model"] == "kmeans"].iloc[0]
     assert km["seeds"] == 2 and "±" in km["ari"]
     assert charts(at) >= 4 + 2  # four overlaid metric plots, a size bar per run
+
+
+def test_quick_start_launches_ganmm_on_mnist5k_and_opens_its_live_view():
+    at = page("app.py").run()
+    next(b for b in at.button if b.label == "Start GANMM on mnist5k").click().run()
+    assert not at.exception
+    run_id = at.session_state["run_id"]
+    mgr = get_manager()
+    try:
+        record = mgr.store.get_run(run_id)
+        assert (record.model, record.dataset, record.config["settings"]["n_clusters"]) == ("ganmm", "mnist5k", 10)
+        assert record.config["settings"]["time_budget"] == 600.0
+        assert at.title[0].value == "Train"  # switched to the live view
+    finally:
+        assert mgr.stop(run_id, timeout=60) in ("stopped", "done")

@@ -122,7 +122,7 @@ class _Background:
     def submit(self, key: Any, fn, *args) -> Future:
         with self.lock:
             fut = self.futures.get(key)
-            if fut is None or (fut.done() and fut.exception() is not None):
+            if fut is None:  # a failure stays failed: no retry on every refresh
                 fut = self.futures[key] = self.pool.submit(fn, *args)
             return fut
 
@@ -133,7 +133,8 @@ def background() -> _Background:
 
 
 def reference_metrics(ds: data.Dataset, k: int, seed: int) -> dict[str, dict[str, float]] | None:
-    """GMM and k-means metrics on the same data (None while they are computed)."""
+    """GMM and k-means metrics on the same data: None while they are computed,
+    {} when they could not be (the view then draws no reference lines)."""
     from ..reference import cached_reference, compute_reference
 
     if ds.y is None:
@@ -142,4 +143,6 @@ def reference_metrics(ds: data.Dataset, k: int, seed: int) -> dict[str, dict[str
     if found is not None:
         return found
     fut = background().submit(("reference", ds.fingerprint(), k, seed), compute_reference, ds, k, seed)
-    return fut.result() if fut.done() and fut.exception() is None else None
+    if not fut.done():
+        return None
+    return fut.result() if fut.exception() is None else {}

@@ -23,31 +23,43 @@ REFRESH_SECONDS = 1.0
 
 
 def live_view(run_id: str, *, key: str = "live", controls: bool = True) -> None:
-    """The run's panels; refreshed every REFRESH_SECONDS while it is active."""
+    """The run's panels; refreshed every REFRESH_SECONDS while the run is active
+    or something it shows (UMAP, reference lines) is still being computed."""
     try:
         record = common.store().get_run(run_id)
     except StoreError as exc:
         st.error(str(exc))
         return
-    every = REFRESH_SECONDS if common.is_active(record) else None
-    st.fragment(_live_body, run_every=every)(run_id, key, controls, common.is_active(record))
+    every = REFRESH_SECONDS if _needs_refresh(record) else None
+    st.fragment(_live_body, run_every=every)(run_id, key, controls, every is not None)
 
 
-def _live_body(run_id: str, key: str, controls: bool, was_active: bool) -> None:
+def _needs_refresh(record: RunRecord) -> bool:
+    """True while the run trains or its projection / reference lines are pending."""
+    if common.is_active(record):
+        return True
+    ds, _ = common.run_dataset(record)
+    if ds is None:
+        return False
+    if ds.kind != "2d" and get_projector().request(ds).status == "pending":
+        return True
+    return ds.y is not None and _references(record) is None
+
+
+def _live_body(run_id: str, key: str, controls: bool, refreshing: bool) -> None:
     try:
         record = common.store().get_run(run_id)
         rows = common.store().iterations(run_id)
     except StoreError as exc:
         st.error(str(exc))
         return
-    if was_active and not common.is_active(record):
-        st.rerun()  # the run ended: redraw the page once, without the timer
     header(record, rows, controls=controls, key=key)
     if not rows:
         st.info("Waiting for the first iteration (the initial split and the GANs' pretraining) ...")
-        return
-    shown = _replay_slider(record, rows, key)
-    panels(record, rows, shown, key=key)
+    else:
+        panels(record, rows, _replay_slider(record, rows, key), key=key)
+    if refreshing and not _needs_refresh(record):
+        st.rerun()  # nothing left to wait for: redraw the page once, without the timer
 
 
 def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, key: str) -> None:
@@ -145,6 +157,8 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
                               width="stretch")
             if refs is None:
                 st.caption("GMM and k-means reference lines appear once they are fitted on this data.")
+            elif not refs:
+                st.caption("No reference lines: GMM and k-means could not be fitted on this data.")
     col2.plotly_chart(plots.changed_curve(its, [r.changed for r in rows]), key=f"{key}-changed",
                       width="stretch")
 
@@ -185,7 +199,7 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
     pts, smp = ds.inverse(ds.X)[:, f], ds.inverse(snap.samples)[..., f]
     names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
     fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names)
-    fig.update_layout(title=f"Data by cluster, with each generator's samples (iteration {snap.iteration})")
+    fig.update_layout(title=f"Clusters and generator samples, iteration {snap.iteration}")
     st.plotly_chart(fig, key=f"{key}-samples", width="stretch")
 
 
@@ -203,7 +217,10 @@ def projection_panel(record: RunRecord, snap, labels, key: str) -> None:
         st.warning(f"The UMAP projection failed: {state.error}")
         return
     options = ["cluster", "label"] if labels is not None else ["cluster"]
-    color_by = st.radio("Colour by", options, horizontal=True, key=f"{key}-colour-{record.run_id}")
+    # 2-D data is drawn by cluster beside this panel already: show the labels here first
+    first = 1 if ds.kind == "2d" and labels is not None else 0
+    color_by = st.radio("Colour by", options, index=first, horizontal=True,
+                        key=f"{key}-colour-{record.run_id}")
     samples = None
     if snap.samples is not None:
         k, s, d = snap.samples.shape

@@ -23,8 +23,38 @@ def open_page(page, server, name: str) -> None:
 
 
 def choose(main, label: str, option: str) -> None:
-    main.get_by_role("combobox", name=label).click()
-    main.page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b")).first.click()
+    """Pick an option of a selectbox; a rerun landing at the click can close the
+    popup, so open it again (up to three times) until the option shows."""
+    box = main.get_by_role("combobox", name=label)
+    wanted = main.page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b")).first
+    for attempt in range(3):
+        box.click()
+        try:
+            wanted.click(timeout=5_000)
+        except Exception:
+            if attempt == 2:
+                raise
+            main.page.keyboard.press("Escape")
+        else:
+            expect(box).to_have_value(re.compile(rf"^{re.escape(option)}\b"))
+            return
+
+
+def wait_quiet(page, seconds: float = 3.0, timeout: float = 120.0) -> None:
+    """Wait until no script or fragment run has started for ``seconds`` (the live
+    view refreshes every second while anything it shows is still moving)."""
+    import time
+
+    end = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    while time.monotonic() < end:
+        state = page.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")
+        if state != "notRunning":
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= seconds:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the page kept rerunning for {timeout:.0f} s")
 
 
 def iteration_shown(main) -> int:
@@ -62,11 +92,16 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
     main.get_by_label("Run name (optional)").fill("ganmm moons")
     main.get_by_role("button", name="Start training").click()
     first = iteration_shown(main)
-    expect(main.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=240_000)
+    sizes_chart = main.locator('[data-testid="stPlotlyChart"]').first
+    expect(sizes_chart).to_be_visible(timeout=240_000)
+    wait_for_charts(page)
+    before = sizes_chart.inner_html()
     page.wait_for_function(  # the live view moves on by itself, without a click
         """(n) => { const m = document.body.innerText.match(/iteration (\\d+) of at most/);
                     return m && Number(m[1]) >= n; }""", arg=first + 2, timeout=90_000)
     assert iteration_shown(main) >= first + 2
+    wait_for_charts(page)
+    assert sizes_chart.inner_html() != before  # the sizes-per-iteration chart grew
     assert main.locator('[data-testid="stPlotlyChart"]').count() >= 6
     wait_for_charts(page)
     screenshot(page, "train")
@@ -76,6 +111,7 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
     assert stopped_at < 500
 
     # ---- Train: a second run, k-means, to the end ----------------------------------
+    wait_quiet(page)  # the run's end reruns the page once: let that settle first
     if not main.get_by_role("combobox", name="Model").is_visible():
         main.get_by_text("New run", exact=True).click()  # the form folds away once runs exist
     choose(main, "Model", "k-means")
