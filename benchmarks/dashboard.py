@@ -1,0 +1,259 @@
+"""What the dashboard costs and how live it is, measured (printed, never asserted).
+
+    python benchmarks/dashboard.py [--soak-minutes 30] [--only cold,refresh,delay,umap,soak] [--json PATH]
+
+- cold: ``streamlit run app.py`` started to the home page's title painted in chromium;
+- refresh: server time of one live-view refresh (the fragment's body) on the Train
+  page while a GANMM run trains on mnist5k in the same process (Streamlit's AppTest
+  drives the page; goal <= 300 ms);
+- delay: an iteration's row committed in the run store to its number showing in the
+  browser, for a GANMM run on moons started from the command line (goal <= 2 s);
+- umap: UMAP fit of mnist5k on the projection worker (first fit in a fresh process,
+  numba compilation included);
+- soak: the server's resident memory while a browser keeps the live view of a
+  training mnist5k GANMM run open for ``--soak-minutes``.
+
+Needs chromium (``make test`` installs it) and the Python packages of
+requirements-test.txt. Everything runs on loopback with temporary GANMM_HOMEs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ITERATION = re.compile(r"iteration (\d+) of at most")
+
+
+# ---- a server and a browser -------------------------------------------------------------
+
+def start_server(home: Path) -> tuple[subprocess.Popen, str, float]:
+    """streamlit run app.py on a free loopback port; returns (process, url, start time)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, GANMM_HOME=str(home))
+    began = time.time()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for _ in range(600):
+        try:
+            if opener.open(f"{url}/_stcore/health", timeout=1).read().strip() == b"ok":
+                return proc, url, began
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the streamlit server did not start")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    path = os.environ.get("GANMM_CHROMIUM") or "/usr/bin/chromium"
+    pw = sync_playwright().start()
+    return pw, pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+# ---- the measurements -------------------------------------------------------------------
+
+def cold_start(browser) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url, began = start_server(Path(tmp))
+        ready = time.time()
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("heading", name="GANMM Studio").wait_for(timeout=120_000)
+        painted = time.time()
+        page.close()
+        proc.terminate()
+        proc.wait(10)
+    return {"server_ready_s": ready - began, "first_paint_s": painted - began}
+
+
+def live_refresh(n: int = 20) -> dict:
+    """Fragment body times while GANMM trains on mnist5k in this process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["GANMM_HOME"] = tmp
+        from streamlit.testing.v1 import AppTest
+
+        from ganmm import data
+        from ganmm.runs import get_manager
+        from ganmm.ui import live
+
+        times: list[float] = []
+        body = live._live_body
+
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return body(*args, **kwargs)
+            finally:
+                times.append(time.perf_counter() - t)
+
+        live._live_body = timed
+        mgr = get_manager()
+        run_id = mgr.start(data.load("mnist5k"), "ganmm", {"n_clusters": 10, "max_iter": 1000,
+                                                           "time_budget": 900.0},
+                           dataset_source="mnist5k")
+        while mgr.store.get_run(run_id).iterations is None:
+            time.sleep(0.5)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).switch_page("pages/2_Train.py")
+        at.session_state["run_id"] = run_id
+        at.run()  # first draw: caches fill (dataset, projection request, reference fits)
+        times.clear()
+        for _ in range(n):
+            at.run()
+            time.sleep(0.5)
+        mgr.stop(run_id)
+        live._live_body = body
+        iterations = mgr.store.get_run(run_id).iterations
+    ms = [1000 * t for t in times]
+    return {"refreshes": len(ms), "p50_ms": statistics.median(ms), "p95_ms": pct(ms, 0.95),
+            "max_ms": max(ms), "iterations_meanwhile": iterations}
+
+
+def store_to_browser(browser, samples: int = 15) -> dict:
+    """Delay from an iteration's commit to its number on the Train page."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        proc, url, _ = start_server(home)
+        env = dict(os.environ, GANMM_HOME=str(home))
+        run = subprocess.Popen([sys.executable, "-m", "ganmm", "run", "--dataset", "moons", "--model",
+                                "ganmm", "--clusters", "2", "--iters", "10000", "--time-budget", "600",
+                                "--quiet", "--json", str(home / "r.json")], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        page = browser.new_page()
+        page.goto(url + "/Train")
+        seen: dict[int, float] = {}
+        deadline = time.time() + 600
+        while len(seen) < samples and time.time() < deadline:
+            m = ITERATION.search(page.inner_text("body"))
+            if m and int(m.group(1)) not in seen:
+                seen[int(m.group(1))] = time.time()
+            time.sleep(0.05)
+        run.terminate()
+        run.wait(30)
+        with sqlite3.connect(home / "runs.db") as db:
+            written = dict(db.execute("SELECT iteration, written FROM iterations"))
+        page.close()
+        proc.terminate()
+        proc.wait(10)
+    delays = [seen[i] - written[i] for i in seen if i in written and i > min(seen)]
+    return {"samples": len(delays), "p50_s": statistics.median(delays), "p95_s": pct(delays, 0.95),
+            "max_s": max(delays)}
+
+
+def umap_fit() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["GANMM_HOME"] = tmp
+        from ganmm import data
+        from ganmm.projection import Projector
+
+        projector = Projector()
+        ds = data.load("mnist5k")
+        t = time.perf_counter()
+        projector.embedding(ds, timeout=1800)
+        wall = time.perf_counter() - t
+        state = projector.request(ds)
+        projector.shutdown()
+    return {"fit_s": state.seconds, "wall_s": wall}
+
+
+def soak(browser, minutes: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url, _ = start_server(Path(tmp))
+        page = browser.new_page()
+        page.goto(url + "/Train")
+        main = page.locator('[data-testid="stMain"]')
+        main.get_by_label("Iterations (cap)").fill("100000")
+        main.get_by_label("Time budget (s, 0 = none)").fill(str(int(minutes * 60) + 60))
+        main.get_by_role("button", name="Start training").click()
+        page.get_by_text(ITERATION).first.wait_for(timeout=600_000)
+        start = rss_mb(proc.pid)
+        samples = [(0.0, start)]
+        t0 = time.time()
+        while time.time() - t0 < minutes * 60:
+            time.sleep(min(60.0, minutes * 60 / 10))
+            samples.append(((time.time() - t0) / 60, rss_mb(proc.pid)))
+        text = page.inner_text("body")
+        errors = page.locator('[data-testid="stException"]').count()
+        page.close()
+        proc.terminate()
+        proc.wait(10)
+    m = ITERATION.search(text)
+    return {"minutes": minutes, "rss_start_mb": start, "rss_end_mb": samples[-1][1],
+            "rss_max_mb": max(v for _, v in samples), "iteration_at_end": int(m.group(1)) if m else None,
+            "page_exceptions": errors, "samples": samples}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--soak-minutes", type=float, default=30.0)
+    ap.add_argument("--only", default="cold,refresh,delay,umap,soak")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    wanted = args.only.split(",")
+    out: dict = {"cpu_cores": os.cpu_count()}
+    pw, browser = chromium() if {"cold", "delay", "soak"} & set(wanted) else (None, None)
+    steps = {"cold": lambda: cold_start(browser), "refresh": live_refresh,
+             "delay": lambda: store_to_browser(browser), "umap": umap_fit,
+             "soak": lambda: soak(browser, args.soak_minutes)}
+    for name in wanted:
+        print(f"measuring {name} ...", file=sys.stderr, flush=True)
+        out[name] = steps[name]()
+        print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
+    if browser is not None:
+        browser.close()
+        pw.stop()
+    rows = [("cold start to first paint", f"{out['cold']['first_paint_s']:.1f} s", "") if "cold" in out else None,
+            ("live refresh, server time (mnist5k GANMM training)",
+             f"p50 {out['refresh']['p50_ms']:.0f} ms, p95 {out['refresh']['p95_ms']:.0f} ms", "<= 300 ms")
+            if "refresh" in out else None,
+            ("stored iteration to browser", f"p50 {out['delay']['p50_s']:.2f} s, p95 {out['delay']['p95_s']:.2f} s",
+             "<= 2 s") if "delay" in out else None,
+            ("UMAP fit, mnist5k", f"{out['umap']['fit_s']:.1f} s", "") if "umap" in out else None,
+            (f"server memory, {args.soak_minutes:g} min live view",
+             f"{out['soak']['rss_start_mb']:.0f} -> {out['soak']['rss_end_mb']:.0f} MB "
+             f"(max {out['soak']['rss_max_mb']:.0f})", "") if "soak" in out else None]
+    print("| measure | value | goal |\n|---|---|---|")
+    for row in filter(None, rows):
+        print(f"| {row[0]} | {row[1]} | {row[2]} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
