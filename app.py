@@ -37,8 +37,8 @@ def quick_start_ui() -> None:
     if st.button("Start GANMM on mnist5k", type="primary"):
         try:
             ds = common.load_dataset("mnist5k")
-            run_id = common.manager().start(ds, QUICK_START["model"], dict(QUICK_START["settings"]),
-                                            seed=0, dataset_source="mnist5k", name="quick start: GANMM on mnist5k")
+            run_id = common.start_run(common.DEFAULT_DATA, ds, QUICK_START["model"],
+                                      dict(QUICK_START["settings"]), name="quick start: GANMM on mnist5k")
         except GanmmError as exc:
             st.error(str(exc))
             return

@@ -24,11 +24,8 @@ with st.expander("New run", expanded=form_open):
         request = forms.run_settings_ui(ds.n_samples, ds.n_classes, ds.n_features)
         if st.button("Start training", type="primary"):
             try:
-                ds.validate_for(request.settings["n_clusters"])
-                run_id = common.manager().start(
-                    ds, request.model, request.settings, seed=request.seed, preset=request.preset,
-                    device=request.device, name=request.name, dataset_source=choice.source,
-                    data_options=choice.options)
+                run_id = common.start_run(choice, ds, request.model, request.settings, seed=request.seed,
+                                          preset=request.preset, device=request.device, name=request.name)
             except GanmmError as exc:
                 st.error(str(exc))
             else:

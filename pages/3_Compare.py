@@ -61,10 +61,7 @@ for col, r in zip(cols, runs):
         live.samples_panel(r, snap, key=f"cmp-{r.run_id}")
         labels = live.labels_of(r)
         if labels is not None:
-            from ganmm.metrics import contingency
-
-            st.plotly_chart(plots.confusion(contingency(labels[0], snap.assignments), labels[1], height=300),
-                            width="stretch", key=f"cmp-conf-{r.run_id}")
+            st.plotly_chart(live.confusion_figure(labels, snap), width="stretch", key=f"cmp-conf-{r.run_id}")
 
 st.subheader("Mean ± std over seeds")
 st.caption("Every run in the store, grouped by model, dataset and settings (the seed aside), as in the paper's tables.")

@@ -27,7 +27,6 @@ def test_common_layout():
     assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     assert fig.layout.height == 123
     assert (fig.layout.margin.l, fig.layout.margin.r, fig.layout.margin.t, fig.layout.margin.b) == (10, 10, 40, 10)
-    assert fig.layout.template.layout.plot_bgcolor == "white"
 
 
 def test_sizes_area_stacks_one_trace_per_cluster_with_the_columns():

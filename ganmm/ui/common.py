@@ -6,6 +6,7 @@ these helpers; the helpers call the library; nothing here trains a model.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,6 +47,29 @@ DEFAULT_DATA = DataChoice("mnist5k", display="mnist5k")
 def manager() -> RunManager:
     """The server's one run manager (shared by every browser session)."""
     return get_manager(MAX_CONCURRENT)
+
+
+@st.cache_resource(show_spinner=False)
+def _leave_a_core_for_the_pages() -> int:
+    """Training threads of this server use all cores but one (once per process).
+
+    Runs train in threads of the server, so on a 2-core machine torch's two
+    threads would starve the pages: a live refresh took ~600 ms instead of
+    ~40 ms with a GANMM run training (benchmarks/dashboard.py)."""
+    import torch
+
+    n = max(1, (os.cpu_count() or 1) - 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def start_run(choice: DataChoice, ds: data.Dataset, model: str, settings: dict, *, seed: int = 0,
+              preset: str | None = None, device: str = "auto", name: str | None = None) -> str:
+    """Queue a run on the server's manager; bad settings raise GanmmError."""
+    _leave_a_core_for_the_pages()
+    ds.validate_for(settings["n_clusters"])
+    return manager().start(ds, model, settings, seed=seed, preset=preset, device=device, name=name,
+                           dataset_source=choice.source, data_options=choice.options)
 
 
 def store() -> RunStore:

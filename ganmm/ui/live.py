@@ -9,6 +9,9 @@ the timer stops.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
@@ -136,9 +139,11 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
     k = len(snap.sizes)
     col1, col2 = st.columns(2)
     sizes = np.array([r.sizes for r in rows if len(r.sizes) == k]).reshape(-1, k)
-    col1.plotly_chart(plots.sizes_area([r.iteration for r in rows if len(r.sizes) == k], sizes),
-                      key=f"{key}-area", width="stretch")
-    col2.plotly_chart(plots.sizes_bar(snap.sizes), key=f"{key}-bar", width="stretch")
+    run, last = record.run_id, its[-1]
+    col1.plotly_chart(_figure(("area", run, last), lambda: plots.sizes_area(
+        [r.iteration for r in rows if len(r.sizes) == k], sizes)), key=f"{key}-area", width="stretch")
+    col2.plotly_chart(_figure(("bar", run, shown), lambda: plots.sizes_bar(snap.sizes)),
+                      key=f"{key}-bar", width="stretch")
 
     col1, col2 = st.columns(2)
     with col1:
@@ -153,31 +158,31 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
         else:
             metrics = {m: [r.metrics.get(m) for r in rows] for m in ("purity", "ari", "nmi", "acc")}
             refs = _references(record)
-            col1.plotly_chart(plots.metric_curves(its, metrics, refs), key=f"{key}-metrics",
-                              width="stretch")
+            col1.plotly_chart(_figure(("metrics", run, last, refs is None),
+                                      lambda: plots.metric_curves(its, metrics, refs)),
+                              key=f"{key}-metrics", width="stretch")
             if refs is None:
                 st.caption("GMM and k-means reference lines appear once they are fitted on this data.")
             elif not refs:
                 st.caption("No reference lines: GMM and k-means could not be fitted on this data.")
-    col2.plotly_chart(plots.changed_curve(its, [r.changed for r in rows]), key=f"{key}-changed",
-                      width="stretch")
+    col2.plotly_chart(_figure(("changed", run, last),
+                              lambda: plots.changed_curve(its, [r.changed for r in rows])),
+                      key=f"{key}-changed", width="stretch")
 
     col1, col2 = st.columns(2)
     names = sorted({n for r in rows for n in r.losses})
     if names:
         losses = {n: [r.losses.get(n) for r in rows] for n in names}
-        col1.plotly_chart(plots.loss_curves(its, losses), key=f"{key}-losses", width="stretch")
+        col1.plotly_chart(_figure(("losses", run, last), lambda: plots.loss_curves(its, losses)),
+                          key=f"{key}-losses", width="stretch")
     else:
         col1.info(f"{record.model} has no training losses to show.")
     with col2:
         if labels is None:
             st.info("No confusion matrix: this data has no labels.")
         else:
-            y, names_ = labels
-            table = contingency(y, snap.assignments)
-            table = np.pad(table, ((0, 0), (0, max(k - table.shape[1], 0))))
-            st.plotly_chart(plots.confusion(table, names_), key=f"{key}-confusion",
-                            width="stretch")
+            st.plotly_chart(_figure(("confusion", run, shown), lambda: confusion_figure(labels, snap)),
+                            key=f"{key}-confusion", width="stretch")
 
 
 def samples_panel(record: RunRecord, snap, key: str) -> None:
@@ -195,12 +200,15 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
     if ds is None:
         st.info(f"Samples cannot be drawn over the data: {why}")
         return
-    f = (0, 1) if ds.n_features >= 2 else (0, 0)
-    pts, smp = ds.inverse(ds.X)[:, f], ds.inverse(snap.samples)[..., f]
-    names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
-    fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names)
-    fig.update_layout(title=f"Clusters and generator samples, iteration {snap.iteration}")
-    st.plotly_chart(fig, key=f"{key}-samples", width="stretch")
+    def build():
+        f = (0, 1) if ds.n_features >= 2 else (0, 0)
+        pts, smp = ds.inverse(ds.X)[:, f], ds.inverse(snap.samples)[..., f]
+        names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
+        fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names)
+        return fig.update_layout(title=f"Clusters and generator samples, iteration {snap.iteration}")
+
+    st.plotly_chart(_figure(("samples", record.run_id, snap.iteration), build),
+                    key=f"{key}-samples", width="stretch")
 
 
 def projection_panel(record: RunRecord, snap, labels, key: str) -> None:
@@ -226,12 +234,31 @@ def projection_panel(record: RunRecord, snap, labels, key: str) -> None:
         k, s, d = snap.samples.shape
         placed = get_projector().transform(ds, snap.samples.reshape(k * s, d), timeout=0.5)
         samples = None if placed is None else placed.reshape(k, s, 2)
-    fig = plots.scatter_clusters(
-        state.embedding, snap.assignments, labels=None if labels is None else labels[0],
-        label_names=None if labels is None else labels[1], color_by=color_by, samples=samples,
-        axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]))
-    fig.update_layout(title="UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)")
-    st.plotly_chart(fig, key=f"{key}-umap", width="stretch")
+    def build():
+        fig = plots.scatter_clusters(
+            state.embedding, snap.assignments, labels=None if labels is None else labels[0],
+            label_names=None if labels is None else labels[1], color_by=color_by, samples=samples,
+            axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]))
+        return fig.update_layout(title="UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)")
+
+    figure_key = ("umap", record.run_id, snap.iteration, color_by, samples is None)
+    st.plotly_chart(_figure(figure_key, build), key=f"{key}-umap", width="stretch")
+
+
+def confusion_figure(labels: tuple[np.ndarray, list[str]], snap):
+    """True labels against the iteration's clusters (every cluster a column)."""
+    y, names = labels
+    table = contingency(y, snap.assignments)
+    table = np.pad(table, ((0, 0), (0, max(len(snap.sizes) - table.shape[1], 0))))
+    return plots.confusion(table, names)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _figure(key: tuple, _build: Callable[[], Any]) -> Any:
+    """One figure per key, built once and shared by every refresh and session: a
+    stored iteration never changes, so most refreshes (no new iteration yet)
+    rebuild nothing. Keys name the run and the iterations the figure shows."""
+    return _build()
 
 
 def labels_of(record: RunRecord) -> tuple[np.ndarray, list[str]] | None:
