@@ -13,7 +13,9 @@ st.title("Train")
 choice, ds, error = common.chosen_dataset()
 # open when the session began with no runs; kept for the session, so that the
 # form does not fold away under the user when their first run starts
-form_open = st.session_state.setdefault("train-form-open", not common.store().list_runs())
+if "train-form-open" not in st.session_state:
+    st.session_state["train-form-open"] = not common.store().list_runs()
+form_open = st.session_state["train-form-open"]
 with st.expander("New run", expanded=form_open):
     if ds is None:
         st.error(f"The chosen dataset cannot be loaded: {error}")
