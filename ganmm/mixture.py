@@ -29,7 +29,7 @@ from .nets import Classifier, build_gans, reset_parameters
 
 @dataclass(frozen=True)
 class GANMMConfig(BaseConfig):
-    """Settings of GANMM and GANMM-EM. ``GANMMConfig.preset(name)`` gives the presets."""
+    """Settings of GANMM and GANMM-EM. ``GANMMConfig.from_preset(name)`` gives the presets."""
 
     preset: str = "default"
     """name of the preset these settings started from (informational)"""
@@ -106,7 +106,7 @@ class GANMMConfig(BaseConfig):
             raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
 
     @staticmethod
-    def preset(name: str, **overrides) -> "GANMMConfig":
+    def from_preset(name: str, **overrides) -> "GANMMConfig":
         """The settings of preset ``name`` (see :data:`PRESETS`), with overrides."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .base import ClusterModel
 
 MODEL_NAMES = ("ganmm", "ganmm-em", "gmm", "kmeans")
 """every model, by the name the command line and the pages use"""
@@ -27,7 +30,7 @@ def make_model(name: str, *, preset: str | None = None, **settings: Any) -> Clus
     from .mixture import GANMM, GANMMConfig
 
     if issubclass(cls, GANMM):
-        return cls(GANMMConfig.preset(preset or "default"), **settings)
+        return cls(GANMMConfig.from_preset(preset or "default"), **settings)
     if preset not in (None, "default"):
         raise ConfigError(f"presets are for ganmm and ganmm-em; {name} has none")
     settings.pop("device", None)  # the baselines run on the CPU (scikit-learn)

@@ -12,7 +12,7 @@ TINY = dict(hidden=16, z_dim=4, batch_size=16, n_critic=1, n_pretrain=5, n_epoch
 
 
 def tiny(cls=GANMM, preset="default", **kw):
-    return cls(GANMMConfig.preset(preset), **{**TINY, **kw})
+    return cls(GANMMConfig.from_preset(preset), **{**TINY, **kw})
 
 
 @pytest.mark.parametrize("cls,preset", [(GANMM, "default"), (GANMM, "paper"), (GANMMEM, "default")])
@@ -181,7 +181,7 @@ def test_bad_settings_are_named():
     with pytest.raises(ConfigError, match="loss must be one of"):
         GANMM(loss="hinge")
     with pytest.raises(ConfigError, match="unknown preset"):
-        GANMMConfig.preset("fastest")
+        GANMMConfig.from_preset("fastest")
     with pytest.raises(ConfigError, match="n_clusters"):
         GANMM(n_clusters=0)
     with pytest.raises(ConfigError, match="unexpected keyword"):
@@ -198,7 +198,8 @@ def test_too_few_rows_is_a_data_error():
 
 
 def test_paper_preset_matches_the_reference_settings():
-    cfg = GANMMConfig.preset("paper")
+    assert GANMMConfig().preset == "default"  # the field, not shadowed by the constructor
+    cfg = GANMMConfig.from_preset("paper")
     assert (cfg.loss, cfg.clip, cfg.optimizer, cfg.lr, cfg.lr_classifier) == ("clip", 0.01, "rmsprop", 5e-5, 5e-5)
     assert (cfg.batch_size, cfg.n_critic, cfg.n_pretrain, cfg.init) == (50, 5, 500, "random")
     model = GANMM(cfg)
