@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from ganmm import data
@@ -146,7 +145,7 @@ def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
     assert not at.exception and "at least two runs" in texts(at)
     a = finished_run("moons", "gmm", 2, seed=0)
     b = finished_run("moons", "kmeans", 2, seed=0)
-    c = finished_run("moons", "kmeans", 2, seed=1)
+    finished_run("moons", "kmeans", 2, seed=1)  # a second seed of b's configuration
     at = page("pages/3_Compare.py")
     at.session_state["compare"] = [a, b]
     at.run()
