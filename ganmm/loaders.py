@@ -414,7 +414,10 @@ def csv_columns(data: bytes) -> list[str]:
     can be loaded."""
     text = _decode(data)
     delimiter = _sniff_delimiter(text)
-    head = "\n".join(text[: 2**16].splitlines()[:_SNIFF_LINES])
+    lines = text[: 2**20].splitlines()
+    if len(text) > 2**20 and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short (as in _sniff_delimiter)
+    head = "\n".join(lines[:_SNIFF_LINES])
     _, first_two, _ = _scan_rows(head, delimiter)
     if not first_two:
         return []

@@ -28,7 +28,6 @@ import queue
 import tempfile
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
@@ -181,7 +180,6 @@ class Projector:
         self._refit_errors: dict[str, str] = {}
         self._transforms: OrderedDict[str, np.ndarray] = OrderedDict()
         self._running: dict[str, Future] = {}
-        self._fingerprints: weakref.WeakKeyDictionary[Dataset, str] = weakref.WeakKeyDictionary()
 
     # ----------------------------------------------------------------- public
     def request(self, ds: Dataset, *, retry: bool = False) -> ProjectionState:
@@ -196,7 +194,7 @@ class Projector:
             state = self._states.get(key)
             if state is not None and not (retry and state.status == "failed"):
                 return state
-        path = _cache_path(self._fingerprint(ds), self.config)
+        path = _cache_path(ds.fingerprint(), self.config)
         loaded = _load(path, ds.n_samples) if state is None else None
         with self._cond:
             if key in self._states and not (retry and self._states[key].status == "failed"):
@@ -290,18 +288,8 @@ class Projector:
         return self._closed
 
     # --------------------------------------------------------------- internal
-    def _fingerprint(self, ds: Dataset) -> str:
-        """The dataset's fingerprint, remembered per Dataset object (hashing X costs)."""
-        with self._cond:
-            fp = self._fingerprints.get(ds)
-        if fp is None:
-            fp = ds.fingerprint()
-            with self._cond:
-                self._fingerprints[ds] = fp
-        return fp
-
     def _key(self, ds: Dataset) -> str:
-        return f"{self._fingerprint(ds)}-{self.config.key()}"
+        return f"{ds.fingerprint()}-{self.config.key()}"
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         """Queue ``fn(*args)`` for the worker (caller holds ``_cond``)."""

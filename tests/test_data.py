@@ -521,3 +521,11 @@ def test_csv_columns_are_offered_before_the_file_loads(tmp_path):
     headless = tmp_path / "g.tsv"
     headless.write_text("1\t2\t3\n4\t5\t6\n")
     assert csv_columns(str(headless)) == ["x0", "x1", "x2"]
+
+
+def test_csv_columns_of_a_wide_file_whose_first_lines_pass_64_kb(tmp_path):
+    names = [f"p{j}" for j in range(784)] + ["digit"]
+    row = ",".join(["254.999"] * 784 + ["7"])  # ~6 KB a line: 20 lines pass 64 KB
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(names) + "\n" + "\n".join([row] * 40) + "\n")
+    assert csv_columns(str(path)) == names

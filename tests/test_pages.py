@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from ganmm import data
 from ganmm.runs import get_manager
+from ganmm.ui.common import DataChoice
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +104,7 @@ def test_train_page_without_runs_shows_the_form_and_an_empty_state():
 
 def test_train_page_starts_a_run_and_shows_its_live_view():
     at = page("pages/2_Train.py")
-    at.session_state["data_choice"] = __import__("ganmm.ui.common", fromlist=["x"]).DataChoice("blobs", display="blobs")
+    at.session_state["data_choice"] = DataChoice("blobs", display="blobs")
     at.run()
     at.selectbox(key="train-model").select("kmeans").run()
     at.number_input(key="train-k").set_value(3).run()

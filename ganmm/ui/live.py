@@ -76,10 +76,8 @@ def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, ke
     left = max(max_iter - done, 0) * per_iter
     if budget:
         left = min(left, max(budget - elapsed, 0.0))
-    frac = min(done / max(max_iter, 1), 1.0) if not budget else \
-        min(max(done / max(max_iter, 1), elapsed / budget), 1.0)
-    if record.status in ("done", "stopped", "failed", "interrupted"):
-        frac = 1.0 if record.status == "done" else frac
+    frac = max(done / max_iter, elapsed / budget if budget else 0.0)
+    frac = 1.0 if record.status == "done" else min(frac, 1.0)
     status = f"**{record.status}** · iteration {done} of at most {max_iter} · {elapsed:.0f} s"
     if common.is_active(record) and rows:
         status += f" · about {left:.0f} s left"
