@@ -45,6 +45,8 @@ def quick_start_ui() -> None:
         common.set_data_choice(common.DEFAULT_DATA)
         st.session_state["run_id"] = run_id
         st.switch_page("pages/2_Train.py")
+    st.page_link("pages/4_Classroom.py", label="Or step through EM vs GAN mixtures on 2-D shapes in the Classroom",
+                 icon=":material/school:")
 
 
 def runs_table(records) -> pd.DataFrame:

@@ -308,28 +308,128 @@ def gmm_ellipses(means: np.ndarray, covariances: np.ndarray, n_std: float, *,
 
 
 def add_ellipses(fig: go.Figure, means: np.ndarray, covariances: np.ndarray,
-                 n_stds: Sequence[float] = (1, 2)) -> go.Figure:
+                 n_stds: Sequence[float] = (1, 2), *, colors: Sequence[str] | None = None,
+                 width: float = 1.5) -> go.Figure:
     """Add each cluster's n-sigma ellipses as lines in its colour (solid up to 1σ, else dashed)."""
-    colors = cluster_colors(len(means))
+    colors = list(colors or cluster_colors(len(means)))
     for n in n_stds:
         for i, e in enumerate(gmm_ellipses(means, covariances, n)):
             fig.add_trace(go.Scatter(x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
                                      name=f"cluster {i} {n:g}σ", legendgroup=f"c{i}", hoverinfo="skip",
-                                     line=dict(color=colors[i], width=1.5,
+                                     line=dict(color=colors[i % len(colors)], width=width,
                                                dash="solid" if n <= 1 else "dash")))
     return fig
 
 
 def decision_regions(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, argmax_grid: np.ndarray,
-                     k: int, opacity: float = 0.25) -> go.Figure:
+                     k: int, opacity: float = 0.25, *, colors: Sequence[str] | None = None) -> go.Figure:
     """Underlay (first trace) a heatmap of a (len(ys), len(xs)) grid of cluster ids in the
     cluster colours: discrete colorscale, zmin=-0.5, zmax=k-0.5, no colour bar."""
     if k <= 0:
         return fig
-    colors = cluster_colors(k)
+    palette = list(colors or cluster_colors(k))
+    colors = [palette[i % len(palette)] for i in range(k)]
     scale = [[v, c] for i, c in enumerate(colors) for v in (i / k, (i + 1) / k)]
     fig.add_trace(go.Heatmap(x=np.asarray(xs), y=np.asarray(ys), z=np.asarray(argmax_grid),
                              colorscale=scale, zmin=-0.5, zmax=k - 0.5, showscale=False,
                              opacity=opacity, hoverinfo="skip", name="decision regions"))
     fig.data = (fig.data[-1], *fig.data[:-1])
     return fig
+
+
+# ------------------------------------------------------------------- classroom
+HIGH_CONTRAST: tuple[str, ...] = (
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255",
+    "#44AA99", "#999933", "#332288", "#AA4499")
+"""cluster colours for a projector: Okabe-Ito's colour-blind-safe set, then Tol's"""
+
+MODEL_COLORS = {"gmm": "#0072B2", "ganmm": "#D55E00", "ganmm-em": "#009E73"}
+"""one colour per classroom model, the same in every curve"""
+
+
+def lesson_colors(k: int, contrast: bool = False) -> list[str]:
+    """The first ``k`` cluster colours of the classroom (HIGH_CONTRAST when ``contrast``)."""
+    if not contrast:
+        return cluster_colors(k)
+    return [HIGH_CONTRAST[i % len(HIGH_CONTRAST)] for i in range(max(int(k), 0))]
+
+
+def _classroom_style(fig: go.Figure, contrast: bool) -> go.Figure:
+    """Teacher mode: white ground, black axes, large type that survives a projector."""
+    if contrast:
+        axis = dict(showline=True, linecolor="#000", linewidth=2, gridcolor="#DDD",
+                    zerolinecolor="#BBB", tickfont=dict(size=16, color="#000"),
+                    title_font=dict(size=18, color="#000"))
+        fig.update_layout(paper_bgcolor="#FFF", plot_bgcolor="#FFF",
+                          font=dict(size=18, color="#000"), title_font=dict(size=22, color="#000"))
+        fig.update_xaxes(**axis)
+        fig.update_yaxes(**axis)
+    return fig
+
+
+def lesson_picture(points: np.ndarray, assignments: np.ndarray, k: int, *,
+                   xs: np.ndarray | None = None, ys: np.ndarray | None = None,
+                   regions: np.ndarray | None = None, means: np.ndarray | None = None,
+                   covariances: np.ndarray | None = None, samples: np.ndarray | None = None,
+                   title: str = "", height: int = 420, contrast: bool = False,
+                   max_points: int = 3000) -> go.Figure:
+    """One classroom model at one iteration: the points (N, 2) coloured by their cluster
+    (assignments (N,)), over the model's own picture: decision regions (a (len(ys),
+    len(xs)) grid of cluster ids), GMM means (K, 2) with 1σ and 2σ ellipses of
+    covariances (K, 2, 2), and each generator's samples (K, S, 2) as crosses."""
+    colors = lesson_colors(k, contrast)
+    p = np.asarray(points, dtype=float).reshape(-1, 2)
+    idx = _subsample(len(p), max_points, 0)
+    p, a = p[idx], np.asarray(assignments).reshape(-1)[idx].astype(int)
+    fig = go.Figure()
+    size, outline = (8, dict(color="#000", width=0.6)) if contrast else (5, dict(width=0))
+    for i in range(k):
+        m = a == i
+        fig.add_trace(go.Scattergl(x=p[m, 0], y=p[m, 1], mode="markers", name=f"cluster {i}",
+                                   legendgroup=f"c{i}", hoverinfo="skip",
+                                   marker=dict(color=colors[i], size=size, opacity=0.75,
+                                               line=outline)))
+    if samples is not None and np.asarray(samples).size:
+        s = np.asarray(samples, dtype=float).reshape(len(samples), -1, 2)  # (K, S, 2)
+        for i in range(len(s)):
+            fig.add_trace(go.Scattergl(
+                x=s[i, :, 0], y=s[i, :, 1], mode="markers", name=f"generator {i}",
+                legendgroup=f"c{i}", hoverinfo="skip",
+                marker=dict(color=colors[i % len(colors)], size=9 if contrast else 7, symbol="x-thin",
+                            line=dict(color="#000" if contrast else colors[i % len(colors)],
+                                      width=2.5 if contrast else 1.5))))
+    if means is not None and covariances is not None:
+        add_ellipses(fig, means, covariances, (1, 2), colors=colors, width=4 if contrast else 2)
+        mu = np.asarray(means, dtype=float).reshape(-1, 2)
+        fig.add_trace(go.Scatter(x=mu[:, 0], y=mu[:, 1], mode="markers", name="means",
+                                 hoverinfo="skip", showlegend=False,
+                                 marker=dict(color=colors[: len(mu)], size=14 if contrast else 11,
+                                             symbol="star", line=dict(color="#000", width=1.5))))
+    if regions is not None and xs is not None and ys is not None:
+        decision_regions(fig, xs, ys, regions, k, opacity=0.3 if contrast else 0.22, colors=colors)
+    if xs is not None and ys is not None:
+        fig.update_xaxes(range=[float(xs[0]), float(xs[-1])])
+        fig.update_yaxes(range=[float(ys[0]), float(ys[-1])])
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    fig.update_layout(showlegend=False)
+    return _classroom_style(_finish(fig, title, "", "", height), contrast)
+
+
+def lesson_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], title: str,
+                  y_title: str, *, colors: Mapping[str, str] | None = None, percent: bool = False,
+                  marker: int | None = None, height: int = 300, contrast: bool = False) -> go.Figure:
+    """Per-model curves on one plot; series: name -> (iterations (T,), values (T,)).
+    ``marker`` draws a vertical line at the iteration shown."""
+    fig = go.Figure()
+    fallback = cluster_colors(len(series))
+    for (name, (its, vals)), c in zip(series.items(), fallback):
+        y = _floats(vals)
+        fig.add_trace(go.Scatter(x=_xs(its, len(y)), y=y, name=str(name), mode="lines+markers",
+                                 line=dict(color=(colors or {}).get(name, c), width=4 if contrast else 2),
+                                 marker=dict(size=7 if contrast else 5)))
+    if percent:
+        fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    if marker is not None:
+        fig.add_vline(x=marker, line=dict(color="#000" if contrast else "#888", dash="dot", width=1.5))
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    return _classroom_style(_finish(fig, title, "iteration", y_title, height), contrast)

@@ -172,3 +172,68 @@ def test_quick_start_launches_ganmm_on_mnist5k_and_opens_its_live_view():
         assert at.title[0].value == "Train"  # switched to the live view
     finally:
         assert mgr.stop(run_id, timeout=60) in ("stopped", "done")
+
+
+def _iteration(at: AppTest) -> str | None:
+    return at.metric[0].value if at.metric else None
+
+
+def _until(at: AppTest, want: str, timeout: float = 90.0) -> AppTest:
+    """Rerun the page until the classroom's iteration counter reads ``want``
+    (steps run on the lesson's own thread)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while _iteration(at) != want:
+        assert time.monotonic() < end, f"the counter stayed at {_iteration(at)}, wanted {want}"
+        time.sleep(0.2)
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+def _explanations(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if "cls-explain" in m.value]
+
+
+def test_classroom_steps_resets_and_switches_dataset():
+    at = page("pages/4_Classroom.py").run()
+    assert not at.exception
+    assert at.selectbox(key="cls-dataset").value == "moons"
+    _until(at, "0")
+    start = _explanations(at)
+    assert len(start) == 3 and all("Start." in e for e in start)
+    seen = [start]
+    for i in (1, 2, 3):
+        at.button(key="cls-step").click().run()
+        _until(at, str(i))
+        seen.append(_explanations(at))
+        assert all("E-step." in e for e in seen[-1])
+        assert seen[-1] != seen[-2]  # the explanation follows the iteration
+    assert charts(at) == 3 + 2 + 2  # the three pictures, changed + sigma_t, ARI + NMI
+    at.slider(key="cls-iter").set_value(1).run()
+    assert _iteration(at) == "1" and _explanations(at) == seen[1]
+
+    at.button(key="cls-reset").click().run()
+    _until(at, "0")
+    assert _explanations(at) == start  # same seed, same iteration 0
+
+    at.selectbox(key="cls-dataset").set_value("blobs").run()
+    assert at.number_input(key="cls-k").value == 3  # the new set's natural K
+    _until(at, "0")
+    assert "Cluster sizes: " in _explanations(at)[0] and _explanations(at)[0].count(" / ") == 2
+    assert not at.exception
+
+
+def test_classroom_teacher_mode_hides_the_settings_and_keeps_the_lesson():
+    at = page("pages/4_Classroom.py").run()
+    _until(at, "0")
+    at.button(key="cls-step").click().run()
+    _until(at, "1")
+    at.button(key="cls-teacher").click().run()
+    assert not at.exception
+    assert not at.title and not [s for s in at.selectbox if s.key == "cls-dataset"]
+    assert [b.label for b in at.button] == ["Step", "Play", "Leave teacher mode"]
+    assert _iteration(at) == "1"
+    at.button(key="cls-leave").click().run()
+    assert at.selectbox(key="cls-dataset").value == "moons" and _iteration(at) == "1"

@@ -50,7 +50,7 @@ def manager() -> RunManager:
 
 
 @st.cache_resource(show_spinner=False)
-def _leave_a_core_for_the_pages() -> int:
+def leave_a_core_for_the_pages() -> int:
     """Training threads of this server use all cores but one (once per process).
 
     Runs train in threads of the server, so on a 2-core machine torch's two
@@ -66,7 +66,7 @@ def _leave_a_core_for_the_pages() -> int:
 def start_run(choice: DataChoice, ds: data.Dataset, model: str, settings: dict, *, seed: int = 0,
               preset: str | None = None, device: str = "auto", name: str | None = None) -> str:
     """Queue a run on the server's manager; bad settings raise GanmmError."""
-    _leave_a_core_for_the_pages()
+    leave_a_core_for_the_pages()
     ds.validate_for(settings["n_clusters"])
     return manager().start(ds, model, settings, seed=seed, preset=preset, device=device, name=name,
                            dataset_source=choice.source, data_options=choice.options)
