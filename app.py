@@ -54,7 +54,7 @@ def runs_table(records) -> pd.DataFrame:
     for r in records:
         max_iter = r.config.get("resolved", {}).get("max_iter")
         rows.append({
-            "name": r.name, "status": r.status, "model": r.model, "dataset": r.dataset,
+            "name": r.name, "status": f"{r.status} · damaged" if r.damaged else r.status, "model": r.model, "dataset": r.dataset,
             "progress": f"{r.iterations if r.iterations is not None else '-'} / {max_iter or '?'}",
             "device": r.device,
             **{m: r.metrics.get(m) for m in ("purity", "ari", "nmi", "acc")},

@@ -182,14 +182,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print("no runs yet; start one with `python -m ganmm run`")
         return 0
-    print(f"{'RUN ID':22s} {'STATUS':11s} {'MODEL':8s} {'DATASET':12s} {'ITERS':>5s} "
+    print(f"{'RUN ID':22s} {'STATUS':19s} {'MODEL':8s} {'DATASET':12s} {'ITERS':>5s} "
           f"{'PURITY':>6s} {'ARI':>6s} {'NMI':>6s}  {'CREATED (UTC)':19s}  NAME")
     for r in runs:
         m = [r.metrics.get(k) for k in ("purity", "ari", "nmi")]
         cells = " ".join(f"{v:6.3f}" if v is not None else f"{'-':>6s}" for v in m)
         iters = "-" if r.iterations is None else str(r.iterations)
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created))
-        print(f"{r.run_id:22s} {r.status:11s} {r.model:8s} {r.dataset[:12]:12s} {iters:>5s} "
+        status = f"{r.status} (damaged)" if r.damaged else r.status
+        print(f"{r.run_id:22s} {status:19s} {r.model:8s} {r.dataset[:12]:12s} {iters:>5s} "
               f"{cells}  {created:19s}  {r.name}")
     return 0
 

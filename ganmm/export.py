@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .store import SCHEMA_VERSION, IterationRecord, RunRecord, RunStore, StoreError
+from .store import SCHEMA_VERSION, IterationRecord, IterationUnreadable, RunRecord, RunStore, StoreError
 
 def export_run(store: RunStore, run_id: str, path: Path | str) -> Path:
     """Write run ``run_id`` as the zip ``path`` (all or nothing), holding
@@ -25,8 +25,11 @@ def export_run(store: RunStore, run_id: str, path: Path | str) -> Path:
       image data, else ``samples.csv`` in the data's own units.
 
     Member names are fixed here, never taken from the run, so nothing can land
-    outside the zip's root. A damaged iteration file fails the export with
-    :class:`IterationUnreadable`.
+    outside the zip's root. Iterations whose array file is damaged or missing are
+    left out of the arrays (``config.json`` lists them under ``iterations_damaged``,
+    and ``assignments.npy``'s rows are ``iterations_with_arrays``); their scalars
+    stay in ``metrics.csv``. A damaged dataset file fails the export with
+    :class:`IterationUnreadable` (its labels and units are needed).
     """
     path = Path(path)
     if path.suffix.lower() != ".zip":
@@ -52,8 +55,17 @@ def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord]
     import csv
     import io
 
+    snaps, damaged = {}, {}
+    for r in rows:
+        try:
+            snaps[r.iteration] = store.load_iteration(run.run_id, r.iteration)
+        except IterationUnreadable as exc:
+            damaged[r.iteration] = str(exc)
+    if damaged:
+        run = store.get_run(run.run_id)  # now marked damaged
     config = {**run.to_json(), "schema_version": SCHEMA_VERSION,
-              "iterations_exported": [r.iteration for r in rows]}
+              "iterations_exported": [r.iteration for r in rows],
+              "iterations_with_arrays": list(snaps), "iterations_damaged": damaged}
     zf.writestr("config.json", json.dumps(config, indent=2))
 
     text = io.StringIO()
@@ -72,16 +84,15 @@ def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord]
 
     image_shape = run.dataset_info.get("image_shape")
     assignments, sample_rows = [], []
-    for r in rows:
-        snap = store.load_iteration(run.run_id, r.iteration)
+    for it, snap in snaps.items():
         assignments.append(snap.assignments.astype(np.int32))
         samples = snap.samples
         if samples is None:
             continue
         if image_shape and samples.shape[-1] == image_shape[0] * image_shape[1]:
-            zf.writestr(f"samples/iter_{r.iteration:06d}.png", _png_tiles(samples, image_shape))
+            zf.writestr(f"samples/iter_{it:06d}.png", _png_tiles(samples, image_shape))
         else:
-            sample_rows.append((r.iteration, samples))
+            sample_rows.append((it, samples))
 
     if assignments:
         final = assignments[-1]

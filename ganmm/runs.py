@@ -22,6 +22,8 @@ One manager per server process and run store: :func:`get_manager`.
 from __future__ import annotations
 
 import atexit
+import errno
+import logging
 import dataclasses
 import math
 import threading
@@ -34,6 +36,8 @@ from typing import Any
 
 from .errors import ConfigError
 from .store import RunRecord, RunStore, package_versions
+
+log = logging.getLogger(__name__)
 
 ModelFactory = Callable[..., Any]
 """``factory(model_name, preset=..., **settings) -> ClusterModel`` (default: make_model)"""
@@ -238,8 +242,7 @@ class RunManager:
                          device=None if device is None else str(device))
         except BaseException as exc:  # the model's failure is this run's only
             job.exception = exc
-            self._finish(job, "failed", error=f"{type(exc).__name__}: {exc}",
-                         tb=traceback.format_exc())
+            self._finish(job, "failed", error=failure_message(exc), tb=traceback.format_exc())
         finally:
             if stream is not None:
                 stream.close()
@@ -255,7 +258,11 @@ class RunManager:
         with self._cv:  # free the slot before the (slow) status write
             self._training.discard(job.run_id)
             self._cv.notify_all()
-        self.store.set_status(job.run_id, status, error=error, traceback=tb, device=device)
+        try:
+            self.store.set_status(job.run_id, status, error=error, traceback=tb, device=device)
+        except Exception as exc:  # e.g. the disk is full: the next start marks it interrupted
+            job.exception = job.exception or exc
+            log.error("run %s: could not record its final status %s (%s)", job.run_id, status, exc)
 
     def _wait_for_slot(self, job: _Job, shown: str) -> bool:
         """Block until the job may train (True) or is stopped (False), writing
@@ -295,6 +302,39 @@ class RunManager:
         idle = time.perf_counter() - began
         job.paused_seconds += idle
         _extend_budget(job.model, idle)
+
+
+# --------------------------------------------------------------------------- #
+# Failures, said plainly
+# --------------------------------------------------------------------------- #
+
+_KEPT = "the iterations stored before are kept"
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line for a failed run: what happened and what to do about it."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full ({exc.strerror}) while writing this run to the run store; "
+                f"free some space or point GANMM_HOME at a larger disk; {_KEPT}")
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        where = f" {exc.filename}" if exc.filename else ""
+        return (f"the run store cannot be written ({exc.strerror}{where}); check that GANMM_HOME "
+                f"is writable; {_KEPT}")
+    lowered = str(exc).lower()
+    if type(exc).__name__ == "OutOfMemoryError" or "cuda out of memory" in lowered \
+            or ("out of memory" in lowered and "cuda" in lowered):
+        return (f"the GPU ran out of memory ({exc}). Reduce what one step holds: fewer clusters K, "
+                "a smaller batch_size, narrower networks (hidden, channels), or fewer rows; "
+                f"or train on the CPU (device cpu); {_KEPT}")
+    if isinstance(exc, MemoryError) or "can't allocate memory" in lowered \
+            or "defaultcpuallocator" in lowered:
+        return (f"the machine ran out of memory ({text}); use fewer rows or features, fewer "
+                f"clusters, a smaller batch_size or narrower networks, or let other runs finish; {_KEPT}")
+    if "cuda error" in lowered or "cudnn" in lowered or type(exc).__name__ == "AcceleratorError":
+        return (f"a GPU error stopped this run ({exc}); try again, or train on the CPU "
+                f"(device cpu); {_KEPT}")
+    return text
 
 
 # --------------------------------------------------------------------------- #

@@ -39,7 +39,7 @@ import numpy as np
 from .errors import GanmmError
 from .paths import ganmm_home, runs_db, runs_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """version of the database layout this code writes (``PRAGMA user_version``)"""
 
 STATUSES = ("queued", "running", "paused", "done", "stopped", "failed", "interrupted")
@@ -126,6 +126,9 @@ class RunRecord:
     """process that owns (or owned) the run"""
     host: str | None
     """host of that process"""
+    damaged: str | None = None
+    """what was found damaged in the run's files (first finding), or None; the run's
+    other iterations and the rest of the store stay usable"""
 
     def to_json(self) -> dict:
         """Plain JSON-ready dict (times as ISO 8601 UTC)."""
@@ -178,7 +181,12 @@ def _schema_v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_status ON runs(status)")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _schema_v1}
+def _schema_v2(db: sqlite3.Connection) -> None:
+    """A run whose files were found damaged says so."""
+    db.execute("ALTER TABLE runs ADD COLUMN damaged TEXT")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _schema_v1, 1: _schema_v2}
 """version v -> function taking a store from v to v + 1 (inside one transaction)"""
 
 
@@ -471,11 +479,11 @@ class RunStore:
         where = f"iteration {it} of run {run_id}"
         path = self.run_dir(run_id) / file
         if not _ITER_FILE.match(file):
-            raise IterationUnreadable(f"{where}: the store names an unexpected file {file!r}")
+            raise self._damaged(run_id, f"{where}: the store names an unexpected file {file!r}")
         if not path.is_file():
-            raise IterationUnreadable(
-                f"{where}: its array file {file} is missing from {path.parent}; the run's other "
-                "iterations and other runs are not affected (delete or export the run)")
+            raise self._damaged(
+                run_id, f"{where}: its array file {file} is missing from {path.parent}; the run's "
+                "other iterations and other runs are not affected (delete or export the run)")
         try:
             if path.stat().st_size != row["nbytes"]:
                 raise ValueError(f"{path.stat().st_size} bytes on disk, {row['nbytes']} written")
@@ -484,10 +492,34 @@ class RunStore:
             if "assignments" not in arrays or "sizes" not in arrays:
                 raise ValueError("assignments or sizes are absent")
         except Exception as exc:  # zip, CRC, header and shape errors alike
-            raise IterationUnreadable(
-                f"{where}: its array file {file} is damaged ({type(exc).__name__}: {exc}); the "
-                "run's other iterations and other runs are not affected") from exc
+            raise self._damaged(
+                run_id, f"{where}: its array file {file} is damaged ({type(exc).__name__}: {exc}); "
+                "the run's other iterations and other runs are not affected") from exc
         return arrays
+
+    def _damaged(self, run_id: str, message: str) -> IterationUnreadable:
+        """Mark the run damaged (the first finding is kept) and return the error to raise.
+        Best effort: a store that cannot be written still reports the damage."""
+        with contextlib.suppress(StoreError, sqlite3.Error):
+            with self._write() as db:
+                db.execute("UPDATE runs SET damaged = ? WHERE run_id = ? AND damaged IS NULL",
+                           (message, run_id))
+        return IterationUnreadable(message)
+
+    def check_run(self, run_id: str) -> list[str]:
+        """Read every file of the run; the problems found (empty when all is whole).
+        A run with problems is marked damaged."""
+        problems = []
+        for row in self.iterations(run_id):
+            try:
+                self.load_iteration(run_id, row.iteration)
+            except IterationUnreadable as exc:
+                problems.append(str(exc))
+        try:
+            self.dataset_arrays(run_id)
+        except IterationUnreadable as exc:
+            problems.append(str(exc))
+        return problems
 
     def dataset_arrays(self, run_id: str) -> dict[str, np.ndarray]:
         """Labels ``y`` (if any), ``label_names``, ``feature_names``, ``offset`` and ``scale``
@@ -497,8 +529,8 @@ class RunStore:
             with np.load(path, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
         except Exception as exc:
-            raise IterationUnreadable(
-                f"run {run_id}: its dataset file is missing or damaged ({type(exc).__name__}: "
+            raise self._damaged(
+                run_id, f"run {run_id}: its dataset file is missing or damaged ({type(exc).__name__}: "
                 f"{exc}); its iterations are still readable") from exc
 
     def disk_bytes(self, run_id: str) -> int:
@@ -560,7 +592,8 @@ def _run_record(r: sqlite3.Row) -> RunRecord:
         seed=r["seed"], device=r["device"], versions=json.loads(r["versions_json"]),
         created=r["created"], started=r["started"], finished=r["finished"],
         iterations=r["last_iteration"], metrics=json.loads(r["metrics_json"]), notes=r["notes"],
-        error=r["error"], traceback=r["traceback"], pid=r["pid"], host=r["host"])
+        error=r["error"], traceback=r["traceback"], pid=r["pid"], host=r["host"],
+        damaged=r["damaged"])
 
 
 def _iso(t: float | None) -> str | None:

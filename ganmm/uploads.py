@@ -27,7 +27,7 @@ def safe_filename(filename: str) -> str:
     """The last part of ``filename`` with anything but letters, digits, ``.``, ``_``
     and ``-`` replaced by ``_``; refused (DataError) when its type is unknown."""
     base = PurePath(str(filename).replace("\\", "/")).name
-    clean = _UNSAFE.sub("_", base).lstrip(".")[-NAME_MAX:]
+    clean = _UNSAFE.sub("_", base)[-NAME_MAX:].lstrip(".")  # cut first: no leading dot after
     if not clean.strip("._-"):
         raise DataError(f"the file name {filename!r} has no usable characters; rename the file")
     loaders.file_format(clean)  # an unknown type is refused here, with the accepted types
@@ -60,3 +60,14 @@ def save_upload(filename: str, content: bytes, home: Path | None = None) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def is_upload(path: str | os.PathLike, home: Path | None = None) -> bool:
+    """True when ``path`` is a file kept by :func:`save_upload` (inside
+    ``GANMM_HOME/uploads``, links resolved)."""
+    root = uploads_dir(home).resolve()
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, ValueError):
+        return False
+    return resolved.is_relative_to(root) and resolved != root and resolved.is_file()

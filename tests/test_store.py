@@ -116,9 +116,39 @@ def test_damaged_or_missing_files_fail_that_iteration_only(store, tiny_ds):
     assert len(store.iterations(damaged)) == 3  # the scalars are still there
     assert [store.load_iteration(healthy, i).iteration for i in range(3)] == [0, 1, 2]
     assert {r.run_id for r in store.list_runs()} == {damaged, healthy}
-    with pytest.raises(IterationUnreadable, match="iteration 0"):
-        store.export_run(damaged, store.home.parent / "d.zip")
-    assert not (store.home.parent / "d.zip").exists()
+    # the run is marked damaged, with what was found first; the healthy one is not
+    assert "iteration 1" in store.get_run(damaged).damaged and store.get_run(healthy).damaged is None
+    assert len(store.check_run(damaged)) == 3 and store.check_run(healthy) == []
+    # the export keeps what is readable and says what is not
+    with zipfile.ZipFile(store.export_run(damaged, store.home.parent / "d.zip")) as zf:
+        config = json.loads(zf.read("config.json"))
+        assert config["iterations_exported"] == [0, 1, 2] and config["iterations_with_arrays"] == []
+        assert sorted(config["iterations_damaged"]) == ["0", "1", "2"] and config["damaged"]
+        assert "assignments.npy" not in zf.namelist()
+        assert len(zf.read("metrics.csv").decode().splitlines()) == 4
+    # a damaged dataset file: the export refuses, the iterations stay readable
+    other = new_run(store, tiny_ds)
+    (store.run_dir(other) / "dataset.npz").write_bytes(b"not a zip")
+    with pytest.raises(IterationUnreadable, match="dataset file"):
+        store.export_run(other, store.home.parent / "o.zip")
+    assert not (store.home.parent / "o.zip").exists()
+    assert store.load_iteration(other, 2).iteration == 2 and "dataset file" in store.get_run(other).damaged
+
+
+def test_a_version_1_store_is_migrated_in_place(ganmm_home, tiny_ds):
+    from ganmm.paths import runs_db
+    from ganmm.store import _schema_v1
+
+    runs_db(ganmm_home).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(runs_db(ganmm_home))
+    _schema_v1(db)
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    store = RunStore(ganmm_home)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    run_id = new_run(store, tiny_ds)
+    assert store.get_run(run_id).damaged is None
 
 
 def test_unknown_and_path_like_run_ids_are_refused(store):

@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from .. import data
+from .. import data, uploads
 from ..errors import GanmmError
 from ..runs import RunManager, get_manager, load_run_dataset
 from ..store import ACTIVE, RunRecord, RunStore
@@ -87,7 +87,14 @@ def set_data_choice(choice: DataChoice) -> None:
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the dataset ...")
 def load_dataset(source: str, label_column: str | None = None, labels: str | None = None) -> data.Dataset:
-    """A dataset, loaded once per server (datasets are immutable records)."""
+    """A dataset, loaded once per server (datasets are immutable records).
+
+    The dashboard loads built-in datasets and files uploaded to it, nothing else:
+    a browser never names a path on the server."""
+    if source.strip().lower() not in data.BUILTINS and not uploads.is_upload(source):
+        raise GanmmError(f"the dashboard loads built-in datasets and uploaded files only, not {source!r}")
+    if labels is not None and not uploads.is_upload(labels):
+        raise GanmmError(f"the dashboard loads uploaded labels files only, not {labels!r}")
     return data.load(source, label_column=label_column, labels_path=labels)
 
 
@@ -132,7 +139,8 @@ def owned_here(run_id: str) -> bool:
 def run_label(record: RunRecord) -> str:
     metrics = record.metrics or {}
     ari = f", ARI {metrics['ari']:.3f}" if metrics.get("ari") is not None else ""
-    return f"{record.name} · {record.status}{ari} · {record.run_id}"
+    damaged = " · damaged" if record.damaged else ""
+    return f"{record.name} · {record.status}{damaged}{ari} · {record.run_id}"
 
 
 class _Background:

@@ -90,7 +90,10 @@ def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, ke
         if record.traceback:
             with st.expander("Traceback"):
                 st.code(record.traceback)
-    elif record.status == "interrupted":
+    if record.damaged:
+        st.warning(f"Some of this run's stored files are damaged; what is readable is shown. "
+                   f"First finding: {record.damaged}")
+    if record.status == "interrupted":
         st.warning(f"This run was interrupted ({record.error or 'its process ended'}); "
                    "every stored iteration is kept.")
     if controls and common.is_active(record) and common.owned_here(record.run_id):
