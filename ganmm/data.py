@@ -266,6 +266,11 @@ def _scale_image(X: np.ndarray, pixel_max: float | None) -> tuple[float, float]:
         return 0.0, 1.0
     if lo >= 0 and hi <= 255:
         return 0.0, 255.0
+    if not float(np.finfo(np.float32).tiny) <= hi - lo <= _FLOAT32_MAX / 2:  # scaled in float32
+        raise DataError(
+            f"the pixel values run from {lo:.3g} to {hi:.3g}, a range too wide or too narrow "
+            f"to scale to [0, 1] in float32; rescale the images (e.g. to 0-255) before saving"
+        )
     return lo, hi - lo
 
 
@@ -572,7 +577,7 @@ def _read_capped(path: Path, limits: Limits) -> bytes:
     """Read at most limits.max_bytes + 1 bytes of a file, refusing bigger files."""
     try:
         with path.open("rb") as stream:
-            data = stream.read(limits.max_bytes + 1)
+            data = loaders.read_at_most(stream, limits.max_bytes + 1)
     except OSError as exc:
         raise DataError(
             f"cannot read {path.name} ({exc.strerror or exc}); "

@@ -36,6 +36,10 @@ class Limits:
     """most features (columns, or pixels per image) a file may hold"""
     max_bytes: int = 512 * 2**20
     """most bytes a file may hold once decompressed"""
+    max_cells: int = 20_000_000
+    """most cells (rows x columns) a text table may hold: parsing costs about 40
+    bytes a cell, so 20 million cells stay under a gigabyte (e.g. 25,000 rows of
+    784 pixels + a label)"""
 
 
 DEFAULT_LIMITS = Limits()
@@ -111,7 +115,7 @@ def maybe_gunzip(data: bytes, limits: Limits) -> bytes:
         return data
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            out = stream.read(limits.max_bytes + 1)
+            out = read_at_most(stream, limits.max_bytes + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(
             f"the gzip data could not be decompressed ({exc}); "
@@ -123,6 +127,25 @@ def maybe_gunzip(data: bytes, limits: Limits) -> bytes:
             f"(Limits.max_bytes); use a smaller file or raise the limit"
         )
     return out
+
+
+_PIECE = 2**20
+
+
+def read_at_most(stream: io.BufferedIOBase, limit: int) -> bytes:
+    """Read up to ``limit`` bytes from a binary stream, one MiB at a time.
+
+    ``stream.read(limit)`` would reserve the whole limit (512 MiB by default)
+    up front, even for a file of a few bytes; this keeps memory in proportion
+    to the bytes actually there.
+    """
+    out = io.BytesIO()
+    while (left := limit - out.tell()) > 0:
+        piece = stream.read(min(left, _PIECE))
+        if not piece:
+            break
+        out.write(piece)
+    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- #
@@ -354,6 +377,11 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
     if n_rows == 0:
         raise DataError("the file is empty: it has a header but no data rows; add rows")
     check_size(n_rows, width - (1 if label_column else 0), limits)
+    if n_rows * width > limits.max_cells:
+        raise DataError(
+            f"the table has {n_rows:,} rows x {width:,} columns = {n_rows * width:,} cells but at "
+            f"most {limits.max_cells:,} are accepted (Limits.max_cells); use fewer rows or columns, "
+            "or save it as .npy / .npz, which take less memory to read")
 
     label_idx = None
     if label_column is not None:
@@ -541,11 +569,15 @@ def _column_names(header: list[str] | None, width: int) -> list[str]:
     if header is None:
         return [f"x{j}" for j in range(width)]
     names: list[str] = []
+    taken: set[str] = set()
+    next_k: dict[str, int] = {}  # per base name, the suffix to try next: linear, not cubic, time
     for j, raw in enumerate(header):
         name = raw or f"x{j}"
-        base, k = name, 1
-        while name in names:
+        base, k = name, next_k.get(name, 1)
+        while name in taken:
             name, k = f"{base}.{k}", k + 1
+        next_k[base] = k
+        taken.add(name)
         names.append(name)
     return names
 
