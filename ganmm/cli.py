@@ -1,4 +1,4 @@
-"""The command line: ``python -m ganmm datasets | run | runs | export | delete``.
+"""The command line: ``python -m ganmm datasets | run | runs | table | export | delete``.
 
 ``run`` trains through the run store in ``GANMM_HOME`` (the run shows in
 ``runs`` and the dashboard while it trains). Bad arguments, bad files and
@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ganmm/ganmm-em initial split (default: the preset's)")
     r.add_argument("--covariance", choices=["full", "tied", "diag", "spherical"], default=None,
                    help="gmm covariance type (default full)")
-    r.add_argument("--space", choices=["raw"], default="raw",
-                   help="feature space (the embedded space comes with the DEC baseline)")
+    r.add_argument("--space", choices=["raw", "embedded"], default="raw",
+                   help="raw features, or an autoencoder's 10-D codes (trained once per data "
+                        "and seed, cached in GANMM_HOME)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     r.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
     r.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON here")
@@ -52,6 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--labels", default=None, metavar="PATH", help="an IDX file of labels")
     r.add_argument("--quiet", action="store_true", help="no per-iteration progress")
     r.add_argument("--name", default=None, help="a name for the run in the run store")
+
+    t = sub.add_parser("table", help="every model x seed through the run store, then the "
+                                     "paper-style table (mean ± std)")
+    t.add_argument("--dataset", required=True, help="a built-in name or a file")
+    t.add_argument("--space", choices=["raw", "embedded"], default="raw")
+    t.add_argument("--models", default="ganmm,gmm,dec,ganmm-em,kmeans",
+                   help="comma-separated (default ganmm,gmm,dec,ganmm-em,kmeans)")
+    t.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
+    t.add_argument("--clusters", type=int, default=None, help="K (default: the number of labels)")
+    t.add_argument("--iters", type=int, default=None, help="cap on EM iterations (default: each model's)")
+    t.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="per run")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    t.add_argument("--json", default=None, metavar="PATH", help="write every run and the summary here")
+    t.add_argument("--no-paper", action="store_true", help="leave out the paper's MNIST rows")
 
     ls = sub.add_parser("runs", help="list the runs in the run store (GANMM_HOME)")
     ls.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -96,6 +111,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     ds = data.load(args.dataset, label_column=args.label_column, labels_path=args.labels)
     ds.validate_for(args.clusters)
+    raw_name = ds.name
+    from .embedding import effective_space, embedded_dataset
+
+    space = effective_space(args.model, args.space)
+    if space != args.space:
+        print("note: DEC clusters through its own autoencoder, which is the embedded space's "
+              "(the same cache): it takes the raw features", file=sys.stderr)
+    if space == "embedded":
+
+        def trained(epoch: int, epochs: int, loss: float) -> None:
+            if not args.quiet and (epoch % 10 == 0 or epoch == epochs):
+                print(f"autoencoder epoch {epoch}/{epochs}  loss {loss:.5f}", file=sys.stderr, flush=True)
+
+        ds = embedded_dataset(ds, seed=args.seed, device=args.device, progress=trained)
     settings = dict(n_clusters=args.clusters, max_iter=args.iters, time_budget=args.time_budget)
     if args.init:
         if args.model not in ("ganmm", "ganmm-em"):
@@ -106,9 +135,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise GanmmError("--covariance is for gmm")
         settings["covariance_type"] = args.covariance
     builtin = args.dataset.strip().lower() in data.BUILTINS
-    source = ds.name if builtin else str(Path(args.dataset).expanduser().resolve())
+    source = raw_name if builtin else str(Path(args.dataset).expanduser().resolve())
     options = {"label_column": args.label_column,
-               "labels": str(Path(args.labels).expanduser().resolve()) if args.labels else None}
+               "labels": str(Path(args.labels).expanduser().resolve()) if args.labels else None,
+               "space": space, **({"space_seed": args.seed} if space == "embedded" else {})}
     manager = RunManager(RunStore(), max_concurrent=1)
 
     header_shown = threading.Event()
@@ -153,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     metrics = {k: snap.metrics.get(k) for k in ("purity", "ari", "nmi", "acc", "rand")}
     result = {"run_id": run_id, "model": args.model, "dataset": ds.name, "iterations": snap.iteration,
               "seconds": round(seconds, 3), "device": record.device, "metrics": metrics,
-              "converged": bool(snap.converged), "space": args.space, "seed": args.seed,
+              "converged": bool(snap.converged), "space": space, "seed": args.seed,
               "clusters": args.clusters, "sizes": [int(s) for s in snap.sizes]}
     summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
     print(f"done: {snap.iteration} iterations in {seconds:.1f}s on {record.device}  {summary}",
@@ -201,6 +231,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from .tables import as_json, markdown, run_table
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    results = run_table(args.dataset, args.space, models, args.seeds, clusters=args.clusters,
+                        iters=args.iters, time_budget=args.time_budget, device=args.device,
+                        say=lambda text: print(text, file=sys.stderr, flush=True))
+    from . import data
+
+    name = data.load(args.dataset).name
+    print(markdown(results, models, dataset=name, space=args.space, paper=not args.no_paper))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(as_json(results, models, dataset=name, space=args.space),
+                                              indent=1))
+    return 0 if all(r.status == "done" for r in results) else 1
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     _open_store().delete_run(args.run_id)
     print(f"deleted run {args.run_id}", file=sys.stderr)
@@ -208,7 +257,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"datasets": lambda args: cmd_datasets(), "run": cmd_run, "runs": cmd_runs,
-            "export": cmd_export, "delete": cmd_delete}
+            "table": cmd_table, "export": cmd_export, "delete": cmd_delete}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .base import ClusterModel
 
-MODEL_NAMES = ("ganmm", "ganmm-em", "gmm", "kmeans")
+MODEL_NAMES = ("ganmm", "ganmm-em", "gmm", "kmeans", "dec")
 """every model, by the name the command line and the pages use"""
 
 DESCRIPTIONS = {
@@ -17,6 +17,7 @@ DESCRIPTIONS = {
     "ganmm-em": "mixture of GANs fitted by hard EM (critic E-step): the paper's ablation",
     "gmm": "Gaussian mixture fitted by EM",
     "kmeans": "k-means (Lloyd, k-means++ seeding)",
+    "dec": "deep embedded clustering: an autoencoder, then self-training on its codes",
 }
 
 
@@ -33,7 +34,8 @@ def make_model(name: str, *, preset: str | None = None, **settings: Any) -> Clus
         return cls(GANMMConfig.from_preset(preset or "default"), **settings)
     if preset not in (None, "default"):
         raise ConfigError(f"presets are for ganmm and ganmm-em; {name} has none")
-    settings.pop("device", None)  # the baselines run on the CPU (scikit-learn)
+    if name != "dec":
+        settings.pop("device", None)  # the baselines run on the CPU (scikit-learn)
     return cls(**settings)
 
 
@@ -44,5 +46,8 @@ def model_class(name: str) -> type:
     if name in ("ganmm", "ganmm-em"):
         from .mixture import GANMM, GANMMEM
         return GANMM if name == "ganmm" else GANMMEM
+    if name == "dec":
+        from .dec import DEC
+        return DEC
     from .baselines import GMM, KMeans
     return GMM if name == "gmm" else KMeans

@@ -382,6 +382,10 @@ def load_run_dataset(record: RunRecord) -> Any:
     if not source:
         raise DataError(f"run {record.run_id} does not record where its data came from")
     ds = data.load(source, label_column=spec.get("label_column"), labels_path=spec.get("labels"))
+    if spec.get("space") == "embedded":  # the autoencoder's codes, from its cache
+        from .embedding import embedded_dataset
+
+        ds = embedded_dataset(ds, seed=int(spec.get("space_seed", record.seed or 0)))
     if ds.fingerprint() != record.fingerprint:
         raise DataError(f"the data at {source} has changed since run {record.run_id} trained on it; "
                         "its stored iterations are still readable, but views that need the data "

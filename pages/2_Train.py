@@ -25,14 +25,38 @@ with st.expander("New run", expanded=form_open):
                    f"features, {ds.n_classes or 'no'} classes. Change it on the Data page.")
         request = forms.run_settings_ui(ds.n_samples, ds.n_classes, ds.n_features)
         if st.button("Start training", type="primary"):
-            try:
-                run_id = common.start_run(choice, ds, request.model, request.settings, seed=request.seed,
-                                          preset=request.preset, device=request.device, name=request.name)
-            except GanmmError as exc:
-                st.error(str(exc))
+            st.session_state["train-pending"] = (choice, request)
+
+
+def start_pending() -> None:
+    """Start the requested run; in the embedded space, once its autoencoder is ready
+    (this fragment polls the training's progress until then)."""
+    choice, request = st.session_state["train-pending"]
+    features = ds
+    if request.space == "embedded":
+        features, done, said = common.embedded_space(ds, request.seed)
+        if features is None:
+            if said.startswith("The autoencoder failed"):
+                st.error(said)
+                st.session_state.pop("train-pending")
             else:
-                st.session_state["run_id"] = st.session_state["train-run"] = run_id  # show it below
-                st.toast(f"Run {run_id} started")
+                st.progress(done, text=said)
+            return
+    st.session_state.pop("train-pending")
+    try:
+        run_id = common.start_run(choice, features, request.model, request.settings, seed=request.seed,
+                                  preset=request.preset, device=request.device, name=request.name,
+                                  space=request.space)
+    except GanmmError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["run_id"] = st.session_state["train-run"] = run_id  # show it below
+        st.toast(f"Run {run_id} started")
+        st.rerun()
+
+
+if ds is not None and "train-pending" in st.session_state:
+    st.fragment(start_pending, run_every=1.0)()
 
 records = common.store().list_runs()
 run_id = forms.run_picker(records, key="train-run", default=st.session_state.get("run_id"))

@@ -64,12 +64,42 @@ def leave_a_core_for_the_pages() -> int:
 
 
 def start_run(choice: DataChoice, ds: data.Dataset, model: str, settings: dict, *, seed: int = 0,
-              preset: str | None = None, device: str = "auto", name: str | None = None) -> str:
-    """Queue a run on the server's manager; bad settings raise GanmmError."""
+              preset: str | None = None, device: str = "auto", name: str | None = None,
+              space: str = "raw") -> str:
+    """Queue a run on the server's manager; bad settings raise GanmmError. With
+    ``space="embedded"``, ``ds`` is the embedded dataset (see :func:`embedded_space`)."""
     leave_a_core_for_the_pages()
     ds.validate_for(settings["n_clusters"])
+    options = {**choice.options, "space": space, **({"space_seed": seed} if space == "embedded" else {})}
     return manager().start(ds, model, settings, seed=seed, preset=preset, device=device, name=name,
-                           dataset_source=choice.source, data_options=choice.options)
+                           dataset_source=choice.source, data_options=options)
+
+
+def embedded_space(ds: data.Dataset, seed: int) -> tuple[data.Dataset | None, float, str]:
+    """The embedded dataset when ready, else None; the training's progress (0-1)
+    and a line saying where it stands. Trains on the background thread once per
+    dataset and seed (then the disk cache serves it)."""
+    from ..embedding import DEFAULT_CONFIG, embedded_dataset
+
+    key = ("embedded", ds.fingerprint(), seed)
+    progress = _AE_PROGRESS.setdefault(key, [0, DEFAULT_CONFIG.epochs, None])
+
+    def seen(epoch: int, epochs: int, loss: float) -> None:
+        progress[:] = [epoch, epochs, loss]
+
+    fut = background().submit(key, lambda: embedded_dataset(ds, seed=seed, progress=seen))
+    if fut.done():
+        if fut.exception() is not None:
+            return None, 0.0, f"The autoencoder failed: {fut.exception()}"
+        return fut.result(), 1.0, "The embedded space is ready."
+    epoch, epochs, loss = progress
+    said = f" · reconstruction error {loss:.4f}" if loss is not None else ""
+    return None, epoch / max(epochs, 1), (f"Training the autoencoder on {ds.name}: epoch {epoch} of "
+                                          f"{epochs}{said}. The run starts when it is done.")
+
+
+_AE_PROGRESS: dict[tuple, list] = {}
+"""autoencoder training progress per (dataset, seed): [epoch, epochs, loss]"""
 
 
 def store() -> RunStore:

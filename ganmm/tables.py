@@ -1,0 +1,139 @@
+"""The paper's tables, by one command: every model x seed through the run store,
+then Purity, ARI, NMI, ACC and wall time as mean ± std (``python -m ganmm table``).
+
+The runs are ordinary runs: they show in ``python -m ganmm runs`` and on the
+dashboard's Compare page (its mean ± std over seeds groups them again).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+
+METRICS = ("purity", "ari", "nmi", "acc")
+
+PAPER_MNIST = {
+    "raw": {"ganmm": (0.6430, 0.4924, 0.6159), "gmm": (0.3261, 0.0991, 0.1414),
+            "dec": (0.3065, 0.1437, 0.1935), "ganmm-em": (0.2786, 0.0665, 0.2414)},
+    "embedded": {"ganmm": (0.8908, 0.8361, 0.8654), "gmm": (0.8617, 0.7933, 0.8451),
+                 "dec": (0.8673, 0.8091, 0.8457), "ganmm-em": (0.5243, 0.3210, 0.4701)},
+}
+"""Yu & Zhou 2018, full MNIST: (purity, ARI, NMI) per space and model"""
+
+
+@dataclass(frozen=True)
+class TableRun:
+    """One model and seed of a table."""
+
+    model: str
+    seed: int
+    run_id: str
+    status: str
+    metrics: dict
+    seconds: float
+    iterations: int | None
+    error: str | None = None
+
+
+def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
+              clusters: int | None = None, iters: int | None = None,
+              time_budget: float | None = None, device: str = "auto",
+              say: Callable[[str], None] = lambda text: None) -> list[TableRun]:
+    """Train every model with seeds 0 .. seeds-1, one run at a time, through the
+    run store; ``say`` gets one line per run as it starts and ends."""
+    from . import data
+    from .embedding import effective_space, embedded_dataset
+    from .models import MODEL_NAMES
+    from .runs import RunManager
+    from .store import RunStore
+
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown or not models:
+        raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
+                          f"choose from {', '.join(MODEL_NAMES)}")
+    if space not in ("raw", "embedded"):
+        raise ConfigError(f"space must be raw or embedded, got {space!r}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    raw = data.load(dataset)
+    k = clusters or raw.n_classes
+    if not k:
+        raise ConfigError(f"{dataset} has no labels to take K from; give --clusters")
+    raw.validate_for(k)
+    builtin = dataset.strip().lower() in data.BUILTINS
+    source = raw.name if builtin else dataset
+    manager = RunManager(RunStore(), max_concurrent=1)
+    spaces = {}
+    results = []
+    for seed in range(seeds):
+        if space == "embedded":
+            say(f"autoencoder for seed {seed} (cached after its first training) ...")
+            spaces[seed] = embedded_dataset(raw, seed=seed, device=device)
+        for model in models:
+            used = effective_space(model, space)
+            ds = spaces[seed] if used == "embedded" else raw
+            settings = {"n_clusters": k, "time_budget": time_budget}
+            if iters is not None:
+                settings["max_iter"] = iters
+            options = {"space": used, "space_seed": seed} if used == "embedded" else {"space": "raw"}
+            run_id = manager.start(ds, model, settings, seed=seed, device=device,
+                                   name=f"table: {model} on {raw.name} ({space}), seed {seed}",
+                                   dataset_source=source, data_options=options)
+            say(f"{model} seed {seed}: run {run_id} ...")
+            record = manager.wait(run_id)
+            seconds = (record.finished or 0) - (record.started or record.created)
+            results.append(TableRun(model, seed, run_id, record.status, dict(record.metrics),
+                                    round(seconds, 2), record.iterations, record.error))
+            said = " ".join(f"{m} {record.metrics[m]:.4f}" for m in METRICS if m in record.metrics)
+            say(f"{model} seed {seed}: {record.status} after {seconds:.0f} s  {said}")
+    return results
+
+
+def summary(results: Sequence[TableRun], models: Sequence[str]) -> list[dict]:
+    """Per model: mean and std of every metric and of the seconds over its done runs."""
+    rows = []
+    for model in models:
+        done = [r for r in results if r.model == model and r.status == "done"]
+        row = {"model": model, "runs": len(done),
+               "failed": sum(1 for r in results if r.model == model and r.status != "done")}
+        for key in (*METRICS, "seconds"):
+            values = [r.seconds if key == "seconds" else r.metrics.get(key) for r in done]
+            values = [v for v in values if v is not None]
+            row[key] = (float(np.mean(values)), float(np.std(values))) if values else (math.nan, math.nan)
+        rows.append(row)
+    return rows
+
+
+def markdown(results: Sequence[TableRun], models: Sequence[str], *, dataset: str, space: str,
+             paper: bool = True) -> str:
+    """The paper-style table; the paper's MNIST rows beside it when asked and known."""
+    lines = [f"{dataset}, {space} features, mean ± std over seeds",
+             "", "| model | purity | ARI | NMI | ACC | seconds | runs |", "|---|---|---|---|---|---|---|"]
+    for row in summary(results, models):
+        cells = [_pm(row[key], 4) for key in METRICS] + [_pm(row["seconds"], 0)]
+        runs = f"{row['runs']}" + (f" ({row['failed']} not done)" if row["failed"] else "")
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {runs} |")
+    if paper and dataset.lower().startswith("mnist"):
+        for model in models:
+            if model in PAPER_MNIST[space]:
+                p, a, n = PAPER_MNIST[space][model]
+                lines.append(f"| paper: {model} (MNIST) | {p:.4f} | {a:.4f} | {n:.4f} | | | |")
+    return "\n".join(lines)
+
+
+def as_json(results: Sequence[TableRun], models: Sequence[str], *, dataset: str, space: str) -> dict:
+    return {"dataset": dataset, "space": space, "runs": [asdict(r) for r in results],
+            "summary": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in row.items()}
+                        for row in summary(results, models)]}
+
+
+def _pm(value: tuple[float, float], digits: int) -> str:
+    mean, std = value
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
