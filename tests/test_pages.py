@@ -237,3 +237,33 @@ def test_classroom_teacher_mode_hides_the_settings_and_keeps_the_lesson():
     assert _iteration(at) == "1"
     at.button(key="cls-leave").click().run()
     assert at.selectbox(key="cls-dataset").value == "moons" and _iteration(at) == "1"
+
+
+def test_train_page_embedded_space_trains_the_autoencoder_then_starts_the_run(monkeypatch):
+    import time
+
+    from ganmm import embedding
+    from ganmm.embedding import AutoencoderConfig
+
+    monkeypatch.setattr(embedding, "DEFAULT_CONFIG",
+                        AutoencoderConfig(hidden=(16,), latent=3, epochs=40, batch_size=64))
+    at = page("pages/2_Train.py")
+    at.session_state["data_choice"] = DataChoice("blobs", display="blobs")
+    at.run()
+    at.selectbox(key="train-model").select("kmeans").run()
+    at.number_input(key="train-k").set_value(3).run()
+    at.radio(key="train-space").set_value("embedded").run()
+    at.button[0].click().run()
+    assert not at.exception
+    seen = set()
+    end = time.monotonic() + 60
+    while "run_id" not in at.session_state:  # the run starts once the autoencoder is trained
+        assert time.monotonic() < end, "the run never started"
+        seen.update(p.proto.text for p in at.get("progress"))
+        time.sleep(0.2)
+        at.run()
+        assert not at.exception
+    assert any(text.startswith("Training the autoencoder on blobs: epoch") for text in seen)
+    record = get_manager().wait(at.session_state["run_id"], timeout=60)
+    assert record.status == "done" and record.dataset == "blobs·embedded"
+    assert record.config["data"]["space"] == "embedded" and record.dataset_info["n_features"] == 3
