@@ -8,9 +8,8 @@ iteration then
                                          Student's t soft assignment, all points
     p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j'),  f_j = sum_i q_ij
                                          the sharpened target, over the whole data
-    assignment = argmax_j q_ij
     then ``update_interval`` mini-batches of SGD on KL(P || Q) move the encoder
-    and the centroids
+    and the centroids, and each point goes to argmax_j q_ij of the moved model
 
 and the fit stops when at most ``tol`` of the points change cluster between two
 target updates (patience 1), as DEC does.
@@ -116,7 +115,6 @@ class DEC(ClusterModel):
         cfg = self.config
         q = self._q()  # (N, K), all points
         p = target_distribution(q)  # the target, over the whole data set
-        a = q.argmax(1)
         n, b = len(self._X), min(cfg.batch_size, len(self._X))
         total = 0.0
         for _ in range(cfg.update_interval):
@@ -133,6 +131,9 @@ class DEC(ClusterModel):
             self._opt.step()
             total += float(loss.detach())
         losses = {"kl": total / cfg.update_interval}
+        # the clusters after this interval's training: the first comparison is with
+        # the k-means start (DEC's own loop skips its check before any training)
+        a = self._q().argmax(1)
         return StepResult(a.cpu().numpy(), losses, None,
                           {"centroids": self.centroids_.detach().cpu().numpy()})
 
