@@ -192,14 +192,15 @@ def _load(path: Path, n: int, layers: tuple[int, ...]) -> Embedding | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError, EOFError):
-        return None  # no cache yet (or a damaged one: train again)
+    except Exception:  # no cache yet, or a damaged one (zip, CRC, header errors): train again
+        return None
     try:
         Z, curve = arrays.pop("Z"), arrays.pop("curve")
         seconds, saved_layers = float(arrays.pop("seconds")), tuple(int(v) for v in arrays.pop("layers"))
     except KeyError:
         return None
-    if Z.shape != (n, layers[-1]) or saved_layers != layers:
+    expected = {f"encoder.{2 * i}.{p}" for i in range(len(layers) - 1) for p in ("weight", "bias")}
+    if Z.shape != (n, layers[-1]) or saved_layers != layers or set(arrays) != expected:
         return None
     return Embedding(Z.astype(np.float32), curve, seconds, True, layers, arrays)
 
@@ -223,8 +224,7 @@ def embedded_dataset(ds, *, seed: int = 0, config: AutoencoderConfig | None = No
     the same labels, as a tabular Dataset named ``<name>·embedded``."""
     from .data import from_arrays
 
-    emb = embed(ds.X, seed=seed, config=config, device=device, progress=progress,
-                fingerprint=ds.fingerprint())
+    emb = embed(ds.X, seed=seed, config=config, device=device, progress=progress)  # DEC's key too
     labels = None if ds.y is None else np.asarray(ds.label_names)[ds.y]
     return from_arrays(emb.Z, labels, name=f"{ds.name}·embedded",
                        feature_names=[f"code {i}" for i in range(emb.Z.shape[1])])

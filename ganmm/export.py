@@ -18,7 +18,8 @@ def export_run(store: RunStore, run_id: str, path: Path | str) -> Path:
 
     - ``config.json``: the run record, its data and the schema version;
     - ``metrics.csv``: one row per stored iteration (metrics, losses, scalar extras);
-    - ``assignments.csv``: the final cluster of every row (and its label, if any);
+    - ``assignments.csv``: the cluster of every row (and its label, if any) at the
+      last readable iteration (``config.json``'s ``assignments_csv_iteration``);
     - ``assignments.npy``: (iterations, N) clusters of every stored iteration,
       rows in the order of ``metrics.csv``;
     - generated samples: ``samples/iter_<n>.png`` tiles (one row per cluster) for
@@ -55,19 +56,6 @@ def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord]
     import csv
     import io
 
-    snaps, damaged = {}, {}
-    for r in rows:
-        try:
-            snaps[r.iteration] = store.load_iteration(run.run_id, r.iteration)
-        except IterationUnreadable as exc:
-            damaged[r.iteration] = str(exc)
-    if damaged:
-        run = store.get_run(run.run_id)  # now marked damaged
-    config = {**run.to_json(), "schema_version": SCHEMA_VERSION,
-              "iterations_exported": [r.iteration for r in rows],
-              "iterations_with_arrays": list(snaps), "iterations_damaged": damaged}
-    zf.writestr("config.json", json.dumps(config, indent=2))
-
     text = io.StringIO()
     metric_keys = _union(r.metrics for r in rows)
     loss_keys = _union(r.losses for r in rows)
@@ -84,7 +72,15 @@ def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord]
 
     image_shape = run.dataset_info.get("image_shape")
     assignments, sample_rows = [], []
-    for it, snap in snaps.items():
+    damaged, readable = {}, []
+    for r in rows:  # one iteration in memory at a time
+        it = r.iteration
+        try:
+            snap = store.load_iteration(run.run_id, it)
+        except IterationUnreadable as exc:
+            damaged[it] = str(exc)
+            continue
+        readable.append(it)
         assignments.append(snap.assignments.astype(np.int32))
         samples = snap.samples
         if samples is None:
@@ -93,6 +89,14 @@ def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord]
             zf.writestr(f"samples/iter_{it:06d}.png", _png_tiles(samples, image_shape))
         else:
             sample_rows.append((it, samples))
+
+    if damaged:
+        run = store.get_run(run.run_id)  # now marked damaged
+    config = {**run.to_json(), "schema_version": SCHEMA_VERSION,
+              "iterations_exported": [r.iteration for r in rows],
+              "iterations_with_arrays": readable, "iterations_damaged": damaged,
+              "assignments_csv_iteration": readable[-1] if readable else None}
+    zf.writestr("config.json", json.dumps(config, indent=2))
 
     if assignments:
         final = assignments[-1]

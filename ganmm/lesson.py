@@ -43,7 +43,9 @@ class LessonConfig:
     seed: int = 0
     """seed of every model: the same seed shows the same sequence of iterations"""
     init: str = "kmeans"
-    """initial split of all three models: "kmeans" or "random" """
+    """how all three models start: "kmeans" (a k-means split; GMM's comes from
+    scikit-learn's own k-means) or "random" (equal random parts for the GANs,
+    random responsibilities for GMM)"""
     hidden: int = 128
     """width of the GANs' and the classifier's layers (the dashboard's default is
     256; 128 keeps a step of all three models under a second on a 2-core CPU and
@@ -238,13 +240,14 @@ def explain(frame: Frame, config: LessonConfig, previous: Frame | None = None) -
     """What this iteration's E-step and M-step did, with its numbers (markdown)."""
     split = "a k-means split" if config.init == "kmeans" else "a random split into equal parts"
     sizes = f"Cluster sizes: {_sizes(frame)}."
+    gmm_start = "a k-means split" if config.init == "kmeans" else "random responsibilities"
     if frame.model == "gmm":
         ll = frame.extras.get("log_likelihood")
         gain = "" if previous is None or ll is None else \
             f" ({ll - previous.extras.get('log_likelihood', ll):+.4f})"
         ll_text = "" if ll is None else f" Log-likelihood per point: **{ll:.4f}**{gain}."
         if frame.iteration == 0:
-            return (f"**Start.** The Gaussians start from {split} and take one EM step: each "
+            return (f"**Start.** The Gaussians start from {gmm_start} and take one EM step: each "
                     f"gets a mean, a covariance and a weight.{ll_text} {sizes}")
         return (f"**E-step.** Each point's responsibility under every Gaussian; by the most "
                 f"likely one, {_moved(frame)}. **M-step.** Means, covariances and weights "
@@ -292,6 +295,7 @@ class LessonRunner:
         self._seen = time.monotonic()
         self.error: str | None = None
         """what went wrong in a step (the lesson stops there), else None"""
+        self.traceback: str | None = None
 
     # ----------------------------------------------------------------- controls
     def step(self, n: int = 1) -> None:

@@ -491,6 +491,9 @@ class RunStore:
                 arrays = {k: npz[k] for k in npz.files}
             if "assignments" not in arrays or "sizes" not in arrays:
                 raise ValueError("assignments or sizes are absent")
+        except (MemoryError, PermissionError) as exc:  # the machine's trouble, not the file's
+            raise IterationUnreadable(f"{where}: its array file {file} could not be read now "
+                                      f"({type(exc).__name__}: {exc}); try again") from exc
         except Exception as exc:  # zip, CRC, header and shape errors alike
             raise self._damaged(
                 run_id, f"{where}: its array file {file} is damaged ({type(exc).__name__}: {exc}); "
@@ -501,6 +504,10 @@ class RunStore:
         """Mark the run damaged (the first finding is kept) and return the error to raise.
         Best effort: a store that cannot be written still reports the damage."""
         with contextlib.suppress(StoreError, sqlite3.Error):
+            with self._connect() as db:  # already marked: no write lock on every read
+                row = db.execute("SELECT damaged FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and row["damaged"] is not None:
+                return IterationUnreadable(message)
             with self._write() as db:
                 db.execute("UPDATE runs SET damaged = ? WHERE run_id = ? AND damaged IS NULL",
                            (message, run_id))

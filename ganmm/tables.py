@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
         raise ConfigError(f"{dataset} has no labels to take K from; give --clusters")
     raw.validate_for(k)
     builtin = dataset.strip().lower() in data.BUILTINS
-    source = raw.name if builtin else dataset
+    source = raw.name if builtin else str(Path(dataset).expanduser().resolve())
     manager = RunManager(RunStore(), max_concurrent=1)
     spaces = {}
     results = []

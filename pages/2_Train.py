@@ -25,37 +25,42 @@ with st.expander("New run", expanded=form_open):
                    f"features, {ds.n_classes or 'no'} classes. Change it on the Data page.")
         request = forms.run_settings_ui(ds.n_samples, ds.n_classes, ds.n_features)
         if st.button("Start training", type="primary"):
-            st.session_state["train-pending"] = (choice, request)
+            st.session_state.pop("train-error", None)
+            st.session_state["train-pending"] = (choice, ds, request)  # the data of this click
+        if st.session_state.get("train-error"):
+            st.error(st.session_state["train-error"])
 
 
 def start_pending() -> None:
     """Start the requested run; in the embedded space, once its autoencoder is ready
-    (this fragment polls the training's progress until then)."""
-    choice, request = st.session_state["train-pending"]
-    features = ds
+    (this fragment polls the training's progress until then). An error ends the
+    wait and stays shown in the form until the next click."""
+    pending = st.session_state.get("train-pending")
+    if pending is None:  # started or failed in an earlier tick
+        return
+    choice, raw, request = pending
+    features = raw
     if request.space == "embedded":
-        features, done, said = common.embedded_space(ds, request.seed)
-        if features is None:
-            if said.startswith("The autoencoder failed"):
-                st.error(said)
-                st.session_state.pop("train-pending")
-            else:
-                st.progress(done, text=said)
+        features, done, said = common.embedded_space(raw, request.seed, device=request.device)
+        if features is None and not said.startswith("The autoencoder failed"):
+            st.progress(done, text=said)
             return
-    st.session_state.pop("train-pending")
+    st.session_state.pop("train-pending", None)
     try:
+        if features is None:
+            raise GanmmError(said)
         run_id = common.start_run(choice, features, request.model, request.settings, seed=request.seed,
                                   preset=request.preset, device=request.device, name=request.name,
                                   space=request.space)
     except GanmmError as exc:
-        st.error(str(exc))
+        st.session_state["train-error"] = str(exc)
     else:
         st.session_state["run_id"] = st.session_state["train-run"] = run_id  # show it below
         st.toast(f"Run {run_id} started")
-        st.rerun()
+    st.rerun()  # the whole page: the form shows the error, or the live view the run
 
 
-if ds is not None and "train-pending" in st.session_state:
+if "train-pending" in st.session_state:
     st.fragment(start_pending, run_every=1.0)()
 
 records = common.store().list_runs()

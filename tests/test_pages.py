@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -263,7 +264,8 @@ def test_train_page_embedded_space_trains_the_autoencoder_then_starts_the_run(mo
         time.sleep(0.2)
         at.run()
         assert not at.exception
-    assert any(text.startswith("Training the autoencoder on blobs: epoch") for text in seen)
+    assert any(re.match(r"Training the autoencoder on blobs: epoch [1-9]\d* of 40 · reconstruction error "
+                        r"\d", text) for text in seen)
     record = get_manager().wait(at.session_state["run_id"], timeout=60)
     assert record.status == "done" and record.dataset == "blobs·embedded"
     assert record.config["data"]["space"] == "embedded" and record.dataset_info["n_features"] == 3

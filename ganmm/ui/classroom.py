@@ -142,8 +142,9 @@ def _status(runner: LessonRunner, drawn: int, polling: bool) -> None:
     if n != drawn or (polling and not (runner.busy or runner.playing)):
         st.rerun()
     if n == 0:
-        st.info("Preparing iteration 0: the initial split, and each GAN pretrained on its part "
-                "(a few seconds) ...")
+        if runner.error is None:
+            st.info("Preparing iteration 0: the initial split, and each GAN pretrained on its part "
+                    "(a few seconds) ...")
         return
     parts = [f"{n - 1} iteration{'' if n == 2 else 's'} computed"]
     if runner.busy:

@@ -75,7 +75,7 @@ def start_run(choice: DataChoice, ds: data.Dataset, model: str, settings: dict, 
                            dataset_source=choice.source, data_options=options)
 
 
-def embedded_space(ds: data.Dataset, seed: int) -> tuple[data.Dataset | None, float, str]:
+def embedded_space(ds: data.Dataset, seed: int, device: str = "auto") -> tuple[data.Dataset | None, float, str]:
     """The embedded dataset when ready, else None; the training's progress (0-1)
     and a line saying where it stands. Trains on the background thread once per
     dataset and seed (then the disk cache serves it)."""
@@ -87,13 +87,16 @@ def embedded_space(ds: data.Dataset, seed: int) -> tuple[data.Dataset | None, fl
     def seen(epoch: int, epochs: int, loss: float) -> None:
         progress[:] = [epoch, epochs, loss]
 
-    fut = background().submit(key, lambda: embedded_dataset(ds, seed=seed, progress=seen))
+    fut = background().submit(key, lambda: embedded_dataset(ds, seed=seed, device=device, progress=seen))
     if fut.done():
         if fut.exception() is not None:
+            background().forget(key)  # the next click tries again
             return None, 0.0, f"The autoencoder failed: {fut.exception()}"
         return fut.result(), 1.0, "The embedded space is ready."
     epoch, epochs, loss = progress
-    said = f" · reconstruction error {loss:.4f}" if loss is not None else ""
+    if loss is None:
+        return None, 0.0, f"The autoencoder for {ds.name} is about to train (after other background work) ..."
+    said = f" · reconstruction error {loss:.4f}"
     return None, epoch / max(epochs, 1), (f"Training the autoencoder on {ds.name}: epoch {epoch} of "
                                           f"{epochs}{said}. The run starts when it is done.")
 
@@ -187,6 +190,10 @@ class _Background:
             if fut is None:  # a failure stays failed: no retry on every refresh
                 fut = self.futures[key] = self.pool.submit(fn, *args)
             return fut
+
+    def forget(self, key: Any) -> None:
+        with self.lock:
+            self.futures.pop(key, None)
 
 
 @st.cache_resource(show_spinner=False)

@@ -39,7 +39,12 @@ def summary(records: list[RunRecord]) -> tuple[pd.DataFrame, set[str]]:
 def config_key(record: RunRecord) -> str:
     """What groups runs that differ only by seed: model, data, settings."""
     settings = {k: v for k, v in settings_of(record).items() if k not in _IGNORED}
-    return json.dumps([record.model, record.fingerprint, record.config.get("preset"), settings],
+    spec = record.config.get("data") or {}
+    # each seed of the embedded space has its own autoencoder, so its own codes:
+    # those runs are grouped by where the data came from instead
+    data = record.fingerprint if spec.get("space") != "embedded" else \
+        {k: v for k, v in spec.items() if k != "space_seed"}
+    return json.dumps([record.model, data, record.config.get("preset"), settings],
                       sort_keys=True, default=str)
 
 

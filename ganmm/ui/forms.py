@@ -66,13 +66,13 @@ def run_settings_ui(n_rows: int, n_classes: int | None, n_features: int, key: st
         init = c2.selectbox("Initial split", ["preset's", "kmeans", "random"], key=f"{key}-init")
         if init != "preset's":
             settings["init"] = init
-        if n_features == 784:
+        if n_features == 784 and space == "raw":
             arch = c3.selectbox("Networks", ["mlp", "conv"], key=f"{key}-arch",
                                 help="conv: convolutional generators and critics for 28x28 images")
             settings["arch"] = arch
     elif model == "gmm":
         cov = st.selectbox("Covariance", ["full", "diag", "tied", "spherical"],
-                           index=0 if n_features <= 64 else 1, key=f"{key}-cov")
+                           index=0 if n_features <= 64 or space == "embedded" else 1, key=f"{key}-cov")
         settings["covariance_type"] = cov
     return RunRequest(model, preset, settings, int(seed), device, name or None, space)
 
