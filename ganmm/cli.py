@@ -238,9 +238,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     results = run_table(args.dataset, args.space, models, args.seeds, clusters=args.clusters,
                         iters=args.iters, time_budget=args.time_budget, device=args.device,
                         say=lambda text: print(text, file=sys.stderr, flush=True))
-    from . import data
-
-    name = data.load(args.dataset).name
+    name = results[0].dataset  # --models and --seeds give at least one run
     print(markdown(results, models, dataset=name, space=args.space, paper=not args.no_paper))
     if args.json:
         from pathlib import Path

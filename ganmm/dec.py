@@ -99,6 +99,7 @@ class DEC(ClusterModel):
         self._g = torch.Generator().manual_seed(cfg.seed)
         self._cursor, self._order = 0, torch.randperm(len(X), generator=self._g)
         a = km.labels_.astype(np.int64)
+        self._q_now = None  # q of the current model, once computed (kept for the next iteration)
         return StepResult(a, {}, None, {"centroids": km.cluster_centers_.astype(np.float32),
                                         "pretrain_seconds": emb.seconds, "ae_cached": emb.cached})
 
@@ -113,10 +114,10 @@ class DEC(ClusterModel):
         import torch
 
         cfg = self.config
-        q = self._q()  # (N, K), all points
+        q = self._q_now if self._q_now is not None else self._q()  # (N, K), all points
         p = target_distribution(q)  # the target, over the whole data set
         n, b = len(self._X), min(cfg.batch_size, len(self._X))
-        total = 0.0
+        total, steps = 0.0, 0
         for _ in range(cfg.update_interval):
             if self._past_deadline():
                 break
@@ -130,10 +131,13 @@ class DEC(ClusterModel):
             loss.backward()
             self._opt.step()
             total += float(loss.detach())
-        losses = {"kl": total / cfg.update_interval}
+            steps += 1
+        losses = {"kl": total / max(steps, 1)}
         # the clusters after this interval's training: the first comparison is with
-        # the k-means start (DEC's own loop skips its check before any training)
-        a = self._q().argmax(1)
+        # the k-means start (DEC's own loop skips its check before any training);
+        # this q is also the next iteration's, so it is kept
+        self._q_now = self._q()
+        a = self._q_now.argmax(1)
         return StepResult(a.cpu().numpy(), losses, None,
                           {"centroids": self.centroids_.detach().cpu().numpy()})
 

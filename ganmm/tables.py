@@ -32,6 +32,8 @@ class TableRun:
     """One model and seed of a table."""
 
     model: str
+    dataset: str
+    """the dataset's name (raw)"""
     seed: int
     run_id: str
     status: str
@@ -88,7 +90,7 @@ def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
             say(f"{model} seed {seed}: run {run_id} ...")
             record = manager.wait(run_id)
             seconds = (record.finished or 0) - (record.started or record.created)
-            results.append(TableRun(model, seed, run_id, record.status, dict(record.metrics),
+            results.append(TableRun(model, raw.name, seed, run_id, record.status, dict(record.metrics),
                                     round(seconds, 2), record.iterations, record.error))
             said = " ".join(f"{m} {record.metrics[m]:.4f}" for m in METRICS if m in record.metrics)
             say(f"{model} seed {seed}: {record.status} after {seconds:.0f} s  {said}")
