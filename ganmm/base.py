@@ -48,6 +48,14 @@ class Snapshot:
     """True on the iteration where the convergence test passed"""
 
 
+def _light(snap: Snapshot) -> Snapshot:
+    """``snap`` as ``history_`` keeps it once a newer one exists: assignments in the
+    smallest integer type that holds them, no generated samples."""
+    a = snap.assignments
+    small = np.int16 if a.size == 0 or int(a.max()) < 2 ** 15 else np.int32
+    return dataclasses.replace(snap, assignments=a.astype(small), samples=None)
+
+
 @dataclass(frozen=True)
 class StepResult:
     """What a model's step hands back to the driver."""
@@ -90,8 +98,9 @@ class ClusterModel:
     """Estimator contract shared by every model.
 
     ``fit(X) -> self``, ``predict(X)``, ``predict_proba(X)``; learned state has a
-    trailing underscore: ``labels_``, ``n_iter_``, ``history_`` (the snapshots),
-    ``converged_``.
+    trailing underscore: ``labels_``, ``n_iter_``, ``history_`` (the snapshots:
+    the last one whole, the earlier ones with compact assignments and without
+    their generated samples), ``converged_``.
     """
 
     config_class: type[BaseConfig] = BaseConfig
@@ -144,25 +153,35 @@ class ClusterModel:
             changed = 1.0 if previous is None else float(np.mean(a != previous))
             calm = calm + 1 if (previous is not None and changed <= cfg.tol) else 0
             converged = calm >= cfg.patience
+            last = converged or it == cfg.max_iter or self._past_deadline()
+            samples = step.samples
+            if samples is None and last:
+                samples = self._last_samples()  # the final picture always has samples
             elapsed = time.perf_counter() - start
             snap = Snapshot(
                 iteration=it, elapsed=elapsed, assignments=a,
                 sizes=np.bincount(a, minlength=cfg.n_clusters),
                 changed=changed,
                 metrics=all_metrics(y, a) if y is not None else {},
-                losses=step.losses, samples=step.samples, extras=step.extras,
+                losses=step.losses, samples=samples, extras=step.extras,
                 converged=converged,
             )
             self.labels_ = a
             self.n_iter_ = it
+            if self.history_:  # earlier snapshots are kept light: a run may make thousands
+                self.history_[-1] = _light(self.history_[-1])
             self.history_.append(snap)
             yield snap
             previous = a
             if converged:
                 self.converged_ = True
+            if last or self._past_deadline():  # (a stop asked for while the snapshot was stored)
                 break
-            if self._past_deadline():
-                break
+
+    def _last_samples(self) -> np.ndarray | None:
+        """Samples for the last snapshot of a fit, when its step left them out
+        (models that sample only every few iterations override this)."""
+        return None
 
     def request_stop(self) -> None:
         """End the running fit early, or the next one if none runs yet: long steps

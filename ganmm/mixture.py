@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .base import BaseConfig, ClusterModel, StepResult
 from .errors import ConfigError
+from .augment import image_side, random_affine
 from .nets import Classifier, build_gans, reset_parameters
 
 
@@ -33,13 +34,17 @@ class GANMMConfig(BaseConfig):
 
     preset: str = "default"
     """name of the preset these settings started from (informational)"""
+    max_iter: int = 3000
+    """cap on EM iterations (an iteration takes a fraction of a second)"""
+    time_budget: float | None = 600.0
+    """stop after the iteration during which this many seconds passed (None: no limit)"""
     init: str = "kmeans"
     """initial split: "random" (equal random parts, as the paper) or "kmeans" """
     arch: str = "auto"
     """network family: "mlp", "conv" (28x28 images only), or "auto" (mlp)"""
     z_dim: int = 32
     """generator noise size"""
-    hidden: int = 256
+    hidden: int = 128
     """width of the MLP generators, critics and the classifier"""
     channels: int = 16
     """base channel count of the convolutional family"""
@@ -61,20 +66,37 @@ class GANMMConfig(BaseConfig):
     """critic steps per generator step"""
     n_pretrain: int = 200
     """generator steps per GAN on the initial split, before EM"""
-    n_epoch: int = 30
+    n_epoch: int = 5
     """generator steps per GAN in each M-step"""
-    classifier_steps: int = 50
+    classifier_steps: int = 10
     """classifier updates per E-step (the classifier is warm-started)"""
+    classifier_warmup: int = 200
+    """classifier updates in the first E-step, where the classifier starts untrained
+    (a few steps there leave it guessing, and its prior-weighted guesses can hand
+    every point to the largest cluster)"""
     classifier_batch: int = 64
     """generated points per generator in each classifier update"""
+    classifier_augment: str = "auto"
+    """what the classifier's generated training images go through: "affine" (a
+    random small turn, shift and zoom of each image, ``ganmm.augment``), "none",
+    or "auto" (affine for square images in [0, 1], none for other data)"""
+    augment_rotation: float = 15.0
+    """affine: largest turn, in degrees"""
+    augment_shift: float = 0.12
+    """affine: largest shift, as a fraction of half the image side (0.12: 1.7 px of 28)"""
+    augment_scale: float = 0.1
+    """affine: largest zoom in or out (0.1: 0.9x to 1.1x)"""
+    classifier_noise: float = 0.1
+    """affine: standard deviation of the Gaussian pixel noise added after the move"""
     augment: str = "topk"
     """epsilon-EM borrowing: "topk" (each D_i borrows the sigma_t points of D - D_i
     with the highest h_i, DESIGN.md) or "proportional" (the reference code: a
     share of each real batch drawn from D - D_i with probability ~ h_i)"""
     sigma0: float = 0.2
     """topk: sigma_1 as a fraction of N/K"""
-    sigma_decay: float = 0.7
-    """topk: sigma_t = sigma0 * N/K * sigma_decay**(t-1), rounded down (reaches 0)"""
+    sigma_decay: float = 0.99
+    """topk: sigma_t = sigma0 * N/K * sigma_decay**(t-1), rounded down (reaches 0:
+    after about 460 iterations for mnist5k, K=10)"""
     own_schedule: tuple[tuple[int, int], ...] = ((500, 25), (1000, 40), (2000, 45))
     """proportional: (GAN steps before which, own points per batch of 50); after
     the last threshold ``own_final``"""
@@ -84,7 +106,11 @@ class GANMMConfig(BaseConfig):
     """floor of each generator's share, as a fraction of 1/K, when sampling for the
     classifier: an emptied cluster keeps a voice and can come back"""
     n_snapshot_samples: int = 16
-    """generated samples per generator kept in each snapshot"""
+    """generated samples per generator kept in a snapshot"""
+    samples_every: int = 10
+    """snapshots carry generated samples on iterations 0, N, 2N, ... and on the last
+    one: EM iterations take a fraction of a second, and samples in every one of
+    them would fill the run store (the live view shows the latest stored ones)"""
     device: str = "auto"
     """"auto" (CUDA when present, else CPU), "cpu" or "cuda" """
 
@@ -92,13 +118,18 @@ class GANMMConfig(BaseConfig):
         super().validate()
         choices = {"init": ("random", "kmeans"), "arch": ("auto", "mlp", "conv"),
                    "loss": ("gp", "clip"), "optimizer": ("adam", "rmsprop"),
-                   "augment": ("topk", "proportional"), "device": ("auto", "cpu", "cuda")}
+                   "augment": ("topk", "proportional"), "device": ("auto", "cpu", "cuda"),
+                   "classifier_augment": ("auto", "affine", "none")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        for name in ("batch_size", "n_critic", "z_dim", "hidden", "channels", "classifier_batch"):
+        for name in ("batch_size", "n_critic", "z_dim", "hidden", "channels", "classifier_batch",
+                     "samples_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("classifier_steps", "classifier_warmup", "n_epoch", "n_pretrain"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         owns = [count for _, count in self.own_schedule] + [self.own_final]
         if any(not 0 <= c <= 50 for c in owns):
             raise ConfigError(f"own points per batch of 50 must lie in 0..50; got {owns}")
@@ -114,17 +145,24 @@ class GANMMConfig(BaseConfig):
 
 
 PRESETS: dict[str, dict] = {
-    # WGAN-GP with Adam (lr 1e-4), 3 critic steps, 30 generator steps per M-step,
-    # 200 pretraining steps, k-means initial split: an EM iteration in about 0.6 s
-    # on a 2-D set and 8 s on mnist5k on a 2-core CPU.
+    # WGAN-GP with Adam (lr 1e-4), MLPs of width 128, 3 critic steps, 5 generator
+    # steps per M-step, 10 classifier steps per E-step on moved images, sigma_t
+    # fading over ~450 iterations, k-means initial split: an EM iteration in about
+    # 0.3 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
+    # chose each setting).
     "default": {},
+    # The default preset before the quality work (kept to compare with): width 256,
+    # 30 generator steps per M-step, 50 classifier steps on plain generated
+    # samples, sigma_t gone after ~15 iterations, 50 iterations, no time budget.
+    "classic": dict(hidden=256, n_epoch=30, classifier_steps=50, sigma_decay=0.7, classifier_augment="none",
+                    samples_every=1, max_iter=50, time_budget=None),
     # The reference implementation (eyounx/GANMM): weight clipping 0.01, RMSProp
     # 5e-5 for G, D and h, batch 50, 5 critic steps, 500 pretraining steps,
     # random initial split, real batches of 25/40/45/48 own points of 50.
     "paper": dict(init="random", loss="clip", clip=0.01, optimizer="rmsprop", lr=5e-5,
                   lr_classifier=5e-5, batch_size=50, n_critic=5, n_pretrain=500,
                   n_epoch=100, classifier_steps=100, classifier_batch=50,
-                  augment="proportional"),
+                  augment="proportional", hidden=256, classifier_augment="none", samples_every=1),
 }
 
 
@@ -160,19 +198,17 @@ class GANMM(ClusterModel):
         n, d = X.shape
         k = cfg.n_clusters
         self._g = torch.Generator(device=dev).manual_seed(cfg.seed)
-        cpu_g = torch.Generator().manual_seed(cfg.seed)
         self._X = torch.from_numpy(X).to(dev)  # (N, d), on the device once
-        arch = cfg.arch if cfg.arch != "auto" else "mlp"
+        if dev.type == "cpu":
+            # tiny gradients and Adam moments become denormal floats, which x86 CPUs
+            # compute many times slower; flush them to zero (this thread, the fit's)
+            torch.set_flush_denormal(True)
         images01 = bool(X.min() >= 0.0 and X.max() <= 1.0 and d >= 16)
-        G, D = build_gans(k, d, arch=arch, z_dim=cfg.z_dim, hidden=cfg.hidden,
-                          channels=cfg.channels, sigmoid=images01)
-        C = Classifier(d, k, cfg.hidden)
-        for net in (G, D, C):
-            reset_parameters(net, cpu_g)
-        self.G_, self.D_, self.C_ = G.to(dev), D.to(dev), C.to(dev)
-        self._opt_g = self._optimizer(G.parameters(), cfg.lr)
-        self._opt_d = self._optimizer(D.parameters(), cfg.lr)
-        self._opt_c = self._optimizer(C.parameters(), cfg.lr_classifier)
+        self._side = image_side(X) if cfg.classifier_augment != "none" else None
+        if cfg.classifier_augment == "affine" and self._side is None:
+            raise ConfigError("classifier_augment 'affine' needs square images with values in [0, 1] "
+                              f"(the data has {d} features); choose 'auto' or 'none'")
+        self._build_networks(d, images01)
         self._z_fixed = torch.randn(k, cfg.n_snapshot_samples, cfg.z_dim, generator=self._g, device=dev)
         self._gan_steps = 0  # generator steps so far
         self._em_steps: int | None = None  # generator steps since EM began (None: pretraining)
@@ -189,15 +225,34 @@ class GANMM(ClusterModel):
         self._em_steps = 0
         return StepResult(a, losses, self._samples(), {"sigma": 0, "gan_steps": self._gan_steps})
 
+    def _build_networks(self, d: int, images01: bool) -> None:
+        """The K generators and critics (one batched ensemble each), the classifier
+        and their optimizers, drawn from the seed."""
+        cfg = self.config
+        arch = cfg.arch if cfg.arch != "auto" else "mlp"
+        G, D = build_gans(cfg.n_clusters, d, arch=arch, z_dim=cfg.z_dim, hidden=cfg.hidden,
+                          channels=cfg.channels, sigmoid=images01)
+        C = Classifier(d, cfg.n_clusters, cfg.hidden)
+        cpu_g = torch.Generator().manual_seed(cfg.seed)
+        for net in (G, D, C):
+            reset_parameters(net, cpu_g)
+        self.G_, self.D_, self.C_ = G.to(self.device_), D.to(self.device_), C.to(self.device_)
+        self._opt_g = self._optimizer(G.parameters(), cfg.lr)
+        self._opt_d = self._optimizer(D.parameters(), cfg.lr)
+        self._opt_c = self._optimizer(C.parameters(), cfg.lr_classifier)
+
     def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+        """Adam (fused: one kernel for all parameters, about 2x faster steps on a
+        CPU than the per-tensor loop) or RMSProp (multi-tensor)."""
         if self.config.optimizer == "rmsprop":
-            return torch.optim.RMSprop(params, lr=lr)
-        return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.9))
+            return torch.optim.RMSprop(params, lr=lr, foreach=True)
+        return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.9), fused=True)
 
     # ------------------------------------------------------------ one EM step
     def _iterate(self, iteration: int) -> StepResult:
         cfg = self.config
-        c_loss, c_acc = self._train_classifier()  # E-step (a)
+        c_loss, c_acc = self._train_classifier(  # E-step (a)
+            max(cfg.classifier_warmup, cfg.classifier_steps) if iteration == 1 else None)
         self._post = self._posterior(self._X)  # (N, K)
         a = self._post.argmax(dim=1)  # E-step (b): assignment
         self._set_assignments(a)
@@ -205,7 +260,7 @@ class GANMM(ClusterModel):
         losses = self._train_gans(cfg.n_epoch)  # M-step
         losses["classifier"] = c_loss
         extras = {"sigma": self._sigma, "classifier_acc": c_acc, "gan_steps": self._gan_steps}
-        return StepResult(a.cpu().numpy(), losses, self._samples(), extras)
+        return StepResult(a.cpu().numpy(), losses, self._samples_of(iteration), extras)
 
     def _set_assignments(self, a: torch.Tensor) -> None:
         """Index the parts D_i so that real batches can be drawn with tensor ops."""
@@ -222,14 +277,17 @@ class GANMM(ClusterModel):
         p = torch.clamp(p, min=self.config.min_prior / k)
         return p / p.sum()
 
-    def _generate(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        k = self.config.n_clusters
+    def _generate(self, n: int, z: torch.Tensor | None = None, *, G: torch.nn.Module | None = None,
+                  k: int | None = None) -> torch.Tensor:
+        """``n`` samples of each of the ``k`` generators of ``G`` (default: all K), (k, n, d)."""
+        k = self.config.n_clusters if k is None else k
         if z is None:
             z = torch.randn(k, n, self.config.z_dim, generator=self._g, device=self.device_)
-        return self.G_(z)  # (K, n, d)
+        return (self.G_ if G is None else G)(z)
 
-    def _train_classifier(self) -> tuple[float, float]:
-        """Cross-entropy on generated samples; generator i weighted by its prior.
+    def _train_classifier(self, steps: int | None = None) -> tuple[float, float]:
+        """``steps`` updates (default ``classifier_steps``) of cross-entropy on
+        generated samples; generator i weighted by its prior.
 
         Drawing every generator equally often and weighting its loss by
         ``K * |D_i|/|D|`` has the same expectation as drawing generator i with
@@ -241,9 +299,10 @@ class GANMM(ClusterModel):
         weight = self._priors() * k
         total = torch.zeros((), device=self.device_)
         correct = torch.zeros((), device=self.device_)
-        for _ in range(cfg.classifier_steps):
+        steps = cfg.classifier_steps if steps is None else steps
+        for _ in range(steps):
             with torch.no_grad():
-                x = self._generate(b).reshape(k * b, -1)  # (K*b, d)
+                x = self._classifier_view(self._generate(b).reshape(k * b, -1))  # (K*b, d)
             logits = self.C_(x)  # (K*b, K)
             loss = F.cross_entropy(logits, target, weight=weight)
             self._opt_c.zero_grad(set_to_none=True)
@@ -251,8 +310,20 @@ class GANMM(ClusterModel):
             self._opt_c.step()
             total += loss.detach()
             correct += (logits.detach().argmax(1) == target).float().mean()
-        steps = max(cfg.classifier_steps, 1)
+        steps = max(steps, 1)
         return float(total / steps), float(correct / steps)
+
+    def _classifier_view(self, x: torch.Tensor) -> torch.Tensor:
+        """Generated images as the classifier sees them in training: each moved at
+        random (``classifier_augment``), plus pixel noise; other data as it is."""
+        cfg = self.config
+        if self._side is None:
+            return x
+        x = random_affine(x, self._side, rotation=cfg.augment_rotation, shift=cfg.augment_shift,
+                          scale=cfg.augment_scale, generator=self._g)
+        if cfg.classifier_noise > 0:
+            x = x + cfg.classifier_noise * torch.randn(x.shape, generator=self._g, device=x.device)
+        return x
 
     @torch.no_grad()
     def _posterior(self, X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
@@ -335,52 +406,77 @@ class GANMM(ClusterModel):
     def _train_gans(self, n_steps: int) -> dict[str, float]:
         """Train all K WGANs together for ``n_steps`` generator steps."""
         cfg = self.config
-        k, b, dev = cfg.n_clusters, cfg.batch_size, self.device_
-        sums = torch.zeros(3, device=dev)
+        sums = torch.zeros(3, device=self.device_)
         done = 0
         for _ in range(n_steps):
             if self._past_deadline():  # the time budget ends a long M-step early
                 break
-            # ---- critic phase: n_critic steps on real vs generated -------------
             for _ in range(cfg.n_critic):
                 real = self._X[self._real_batch()]  # (K, B, d)
-                with torch.no_grad():
-                    fake = self._generate(b)  # (K, B, d)
-                d_real, d_fake = self.D_(real).mean(1), self.D_(fake).mean(1)  # (K,)
-                critic_loss = (d_fake - d_real).sum()
-                if cfg.loss == "gp":
-                    critic_loss = critic_loss + cfg.gp_weight * self._gradient_penalty(real, fake)
-                self._opt_d.zero_grad(set_to_none=True)
-                critic_loss.backward()
-                self._opt_d.step()
-                if cfg.loss == "clip":
-                    with torch.no_grad():
-                        for p in self.D_.parameters():
-                            p.clamp_(-cfg.clip, cfg.clip)
-            # ---- generator phase ------------------------------------------------
-            gen_loss = -self.D_(self._generate(b)).mean(1).sum()
-            self._opt_g.zero_grad(set_to_none=True)
-            gen_loss.backward()
-            self._opt_g.step()
-            self._gan_steps += 1
-            if self._em_steps is not None:
-                self._em_steps += 1
+                critic_loss, w_dist = self._critic_step(self.G_, self.D_, self._opt_d, real)
+            gen_loss = self._generator_step(self.G_, self.D_, self._opt_g)
+            self._count_gan_step()
             done += 1
-            sums += torch.stack([critic_loss.detach(), gen_loss.detach(), (d_real - d_fake).detach().sum()])
-        sums = (sums / max(done, 1) / k).tolist()
+            sums += torch.stack([critic_loss, gen_loss, w_dist])
+        sums = (sums / max(done, 1) / cfg.n_clusters).tolist()
         return {"critic": sums[0], "generator": sums[1], "wasserstein": sums[2]}
 
-    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def _count_gan_step(self) -> None:
+        self._gan_steps += 1
+        if self._em_steps is not None:
+            self._em_steps += 1
+
+    def _critic_step(self, G: torch.nn.Module, D: torch.nn.Module, opt: torch.optim.Optimizer,
+                     real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One critic update of an ensemble of k GANs on ``real`` (k, B, d).
+
+        Returns the summed critic loss and Wasserstein estimate (detached)."""
+        cfg = self.config
+        k, b = real.shape[:2]
+        with torch.no_grad():
+            fake = self._generate(b, G=G, k=k)  # (k, B, d)
+        scores = D(torch.cat([real, fake], dim=1))  # (k, 2B): one pass for both halves
+        d_real, d_fake = scores[:, :b].mean(1), scores[:, b:].mean(1)  # (k,)
+        loss = (d_fake - d_real).sum()
+        if cfg.loss == "gp":
+            loss = loss + cfg.gp_weight * self._gradient_penalty(D, real, fake)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if cfg.loss == "clip":
+            with torch.no_grad():
+                torch._foreach_clamp_min_(list(D.parameters()), -cfg.clip)
+                torch._foreach_clamp_max_(list(D.parameters()), cfg.clip)
+        return loss.detach(), (d_real - d_fake).detach().sum()
+
+    def _generator_step(self, G: torch.nn.Module, D: torch.nn.Module,
+                        opt: torch.optim.Optimizer) -> torch.Tensor:
+        """One generator update of an ensemble of k GANs; the summed loss (detached)."""
+        k = getattr(G, "k", self.config.n_clusters)
+        loss = -D(self._generate(self.config.batch_size, G=G, k=k)).mean(1).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    def _gradient_penalty(self, D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """sum over critics of E[(||grad D_i(x^)|| - 1)^2] on interpolates."""
         k, b = real.shape[:2]
         t = torch.rand(k, b, 1, generator=self._g, device=self.device_)
-        mix = (t * real + (1 - t) * fake).requires_grad_(True)  # (K, B, d)
-        (grad,) = torch.autograd.grad(self.D_(mix).sum(), mix, create_graph=True)
+        mix = torch.lerp(fake, real, t).requires_grad_(True)  # (k, B, d): t*real + (1-t)*fake
+        (grad,) = torch.autograd.grad(D(mix).sum(), mix, create_graph=True)
         return ((grad.norm(dim=2) - 1) ** 2).mean(1).sum()
 
     @torch.no_grad()
     def _samples(self) -> np.ndarray:
         return self._generate(0, self._z_fixed).cpu().numpy()  # (K, S, d)
+
+    def _samples_of(self, iteration: int) -> np.ndarray | None:
+        """The snapshot's samples: every ``samples_every`` iterations (None between)."""
+        return self._samples() if iteration % self.config.samples_every == 0 else None
+
+    def _last_samples(self) -> np.ndarray:
+        return self._samples()
 
     # ------------------------------------------------------------- estimator
     @torch.no_grad()
@@ -413,7 +509,7 @@ class GANMMEM(GANMM):
         self._set_assignments(a)
         self._borrow(0)  # only tops up parts too small for a batch
         losses = self._train_gans(self.config.n_epoch)
-        return StepResult(a.cpu().numpy(), losses, self._samples(), {"gan_steps": self._gan_steps})
+        return StepResult(a.cpu().numpy(), losses, self._samples_of(iteration), {"gan_steps": self._gan_steps})
 
     @torch.no_grad()
     def _posterior(self, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:

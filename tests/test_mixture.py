@@ -8,7 +8,7 @@ from ganmm.errors import ConfigError, DataError
 from ganmm.mixture import GANMM, GANMMEM, GANMMConfig
 
 TINY = dict(hidden=16, z_dim=4, batch_size=16, n_critic=1, n_pretrain=5, n_epoch=3,
-            classifier_steps=5, classifier_batch=16, n_snapshot_samples=4, device="cpu")
+            classifier_steps=5, classifier_batch=16, n_snapshot_samples=4, device="cpu", samples_every=1)
 
 
 def tiny(cls=GANMM, preset="default", **kw):
@@ -23,7 +23,8 @@ def test_snapshots_follow_the_contract(two_blobs, cls, preset):
     assert [s.iteration for s in snaps] == [0, 1, 2, 3]
     for s in snaps:
         assert s.assignments.shape == (60,) and s.sizes.sum() == 60
-        assert s.samples.shape == (2, 4, 2) and np.isfinite(s.samples).all()
+        if s.iteration in (0, 3):  # the first and the last always carry samples
+            assert s.samples.shape == (2, 4, 2) and np.isfinite(s.samples).all()
         assert all(np.isfinite(v) for v in s.losses.values())
         assert set(s.metrics) == {"purity", "ari", "nmi", "acc", "rand"}
         assert 0.0 <= s.changed <= 1.0
@@ -32,15 +33,34 @@ def test_snapshots_follow_the_contract(two_blobs, cls, preset):
     assert elapsed == sorted(elapsed)
     np.testing.assert_array_equal(model.labels_, snaps[-1].assignments)
     assert model.n_iter_ == 3
+    # history_ keeps every iteration; the earlier ones light (a run can make thousands)
+    assert [h.iteration for h in model.history_] == [0, 1, 2, 3]
+    for h, s in zip(model.history_, snaps):
+        np.testing.assert_array_equal(h.assignments, s.assignments)
+        assert h.metrics == s.metrics
+    assert model.history_[0].samples is None and model.history_[0].assignments.dtype == np.int16
+    assert model.history_[-1].samples is not None
     proba = model.predict_proba(X)
     assert proba.shape == (60, 2)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(model.predict(X), proba.argmax(1))
 
 
+@pytest.mark.parametrize("stop", ["max_iter", "time_budget", "converged"])
+def test_samples_come_every_few_iterations_and_with_the_last(two_blobs, stop):
+    X, _ = two_blobs
+    settings = {"max_iter": dict(max_iter=7, tol=-1), "time_budget": dict(max_iter=10_000, tol=-1, time_budget=4.0),
+                "converged": dict(max_iter=10_000, tol=1.0, patience=5)}[stop]
+    snaps = list(tiny(n_clusters=2, samples_every=3, **settings).fit_iter(X))
+    has = [s.samples is not None for s in snaps]
+    assert has[-1] and has[0]
+    assert has[:-1] == [s.iteration % 3 == 0 for s in snaps[:-1]]
+    assert len(snaps) > 3
+
+
 def test_classifier_e_step_metrics_and_extras(two_blobs):
     X, y = two_blobs
-    snaps = list(tiny(n_clusters=2, max_iter=2, tol=-1, sigma0=0.5).fit_iter(X, y))
+    snaps = list(tiny(n_clusters=2, max_iter=2, tol=-1, sigma0=0.5, sigma_decay=0.7).fit_iter(X, y))
     assert snaps[1].extras["sigma"] == 15  # 0.5 * 60/2
     assert snaps[2].extras["sigma"] == 10  # shrinks by sigma_decay 0.7
     assert 0.0 <= snaps[1].extras["classifier_acc"] <= 1.0
@@ -216,3 +236,24 @@ def test_convolutional_family_on_28x28_images():
     assert snaps[-1].samples.min() >= 0 and snaps[-1].samples.max() <= 1  # sigmoid images
     with pytest.raises(ConfigError, match="28x28"):
         tiny(n_clusters=2, arch="conv").fit(np.zeros((10, 5), np.float32))
+
+
+def test_the_default_preset_never_reads_the_labels():
+    """Training, the initial split and stopping see X only: shuffled labels, or none,
+    give the same assignments at every iteration (the metrics differ, as they should)."""
+    from ganmm import data
+
+    ds = data.load("digits")
+    X, y = ds.X[:240], ds.y[:240]
+    shuffled = np.random.default_rng(1).permutation(y)
+    runs = []
+    for labels in (y, shuffled, None):
+        model = GANMM(GANMMConfig.from_preset("default"), n_clusters=10, max_iter=4, time_budget=None,
+                      tol=0.05, patience=2, n_pretrain=5, device="cpu", seed=3)
+        runs.append(list(model.fit_iter(X, labels)))
+    assert model._side == 8  # the images were moved for the classifier: the whole default path ran
+    assert [len(r) for r in runs] == [len(runs[0])] * 3  # same stopping point
+    for a, b, c in zip(*runs):
+        np.testing.assert_array_equal(a.assignments, b.assignments)
+        np.testing.assert_array_equal(a.assignments, c.assignments)
+    assert runs[0][-1].metrics["ari"] != runs[1][-1].metrics["ari"] and runs[2][-1].metrics == {}

@@ -1,0 +1,91 @@
+"""The classifier's image moves: what counts as an image, and what a move does."""
+
+import numpy as np
+import pytest
+import torch
+
+from ganmm.augment import image_side, random_affine
+from ganmm.errors import ConfigError
+from ganmm.mixture import GANMM, GANMMConfig
+
+
+def test_image_side_finds_square_images_in_unit_range():
+    rng = np.random.default_rng(0)
+    assert image_side(rng.random((5, 784)).astype(np.float32)) == 28
+    assert image_side(rng.random((5, 64)).astype(np.float32)) == 8
+    assert image_side(rng.normal(size=(5, 784)).astype(np.float32)) is None  # standardised, not pixels
+    assert image_side(rng.random((5, 50)).astype(np.float32)) is None  # not square
+    assert image_side(rng.random((5, 2)).astype(np.float32)) is None  # 2-D points
+    assert image_side(rng.random((5, 16)).astype(np.float32)) is None  # 4x4 is too small to turn
+
+
+def _blob(side=28, at=(14, 14)):
+    img = torch.zeros(side, side)
+    img[at[0] - 2:at[0] + 2, at[1] - 2:at[1] + 2] = 1.0
+    return img.reshape(1, -1)
+
+
+def _centre(flat, side=28):
+    img = flat.reshape(side, side)
+    r, c = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32),
+                          indexing="ij")
+    return float((img * r).sum() / img.sum()), float((img * c).sum() / img.sum())
+
+
+def test_no_move_is_the_identity():
+    x = torch.rand(6, 784)
+    out = random_affine(x, 28, rotation=0.0, shift=0.0, scale=0.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+def test_shifts_stay_within_their_bound_and_go_both_ways():
+    x = _blob().repeat(200, 1)
+    out = random_affine(x, 28, rotation=0.0, shift=0.12, scale=0.0, generator=torch.Generator().manual_seed(1))
+    rows, cols = zip(*(_centre(o) for o in out))
+    moved = np.abs(np.array(rows) - 13.5), np.abs(np.array(cols) - 13.5)
+    assert max(moved[0].max(), moved[1].max()) <= 0.12 * 14 + 0.05  # at most 1.7 px
+    assert min(rows) < 13.0 and max(rows) > 14.0 and min(cols) < 13.0 and max(cols) > 14.0
+
+
+def test_a_turn_keeps_the_ink_and_moves_an_off_centre_blob():
+    x = _blob(at=(5, 14)).repeat(50, 1)
+    out = random_affine(x, 28, rotation=30.0, shift=0.0, scale=0.0, generator=torch.Generator().manual_seed(2))
+    ink = out.sum(1)
+    assert torch.allclose(ink, x.sum(1), rtol=0.1)  # bilinear resampling keeps the ink, near enough
+    cols = [_centre(o)[1] for o in out]
+    assert max(abs(c - 13.5) for c in cols) > 2.0  # a blob 9 px above the centre swings sideways
+
+
+def test_moves_are_seeded():
+    x = torch.rand(4, 64)
+    a = random_affine(x, 8, rotation=15, shift=0.1, scale=0.1, generator=torch.Generator().manual_seed(3))
+    b = random_affine(x, 8, rotation=15, shift=0.1, scale=0.1, generator=torch.Generator().manual_seed(3))
+    c = random_affine(x, 8, rotation=15, shift=0.1, scale=0.1, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+
+
+def _model(**kw):
+    return GANMM(GANMMConfig.from_preset("default", n_clusters=2, hidden=8, z_dim=4, batch_size=8, n_critic=1,
+                                         n_pretrain=1, n_epoch=1, classifier_steps=1, max_iter=1, tol=-1,
+                                         device="cpu", **kw))
+
+
+def test_the_classifier_moves_images_only():
+    images = np.random.default_rng(0).random((20, 64)).astype(np.float32)
+    points = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    model = _model().fit(images)
+    x = torch.rand(5, 64)
+    assert not torch.allclose(model._classifier_view(x), x)
+    model = _model().fit(points)
+    x = torch.randn(5, 2)
+    assert torch.equal(model._classifier_view(x), x)
+    model = _model(classifier_augment="none").fit(images)
+    x = torch.rand(5, 64)
+    assert torch.equal(model._classifier_view(x), x)
+
+
+def test_asking_for_image_moves_on_points_is_refused():
+    points = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    with pytest.raises(ConfigError, match="square images"):
+        _model(classifier_augment="affine").fit(points)
