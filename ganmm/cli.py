@@ -1,4 +1,4 @@
-"""The command line: ``python -m ganmm datasets | run | runs | table | export | delete``.
+"""The command line: ``python -m ganmm datasets | run | runs | table | bench | export | delete``.
 
 ``run`` trains through the run store in ``GANMM_HOME`` (the run shows in
 ``runs`` and the dashboard while it trains). Bad arguments, bad files and
@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", required=True, help="a built-in name or a file (CSV/TSV, NPZ, NPY, IDX[.gz])")
     r.add_argument("--model", required=True, choices=list(MODEL_NAMES))
     r.add_argument("--clusters", type=int, required=True, help="number of clusters K")
-    r.add_argument("--iters", type=int, default=50, help="cap on EM iterations (default 50)")
+    r.add_argument("--iters", type=int, default=None,
+                   help="cap on EM iterations (default: the model's: ganmm and ganmm-em 3000, gmm 50, "
+                        "dec 200, kmeans 300)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--preset", default=None, help="ganmm/ganmm-em settings: default or paper")
     r.add_argument("--init", choices=["random", "kmeans"], default=None,
@@ -47,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raw features, or an autoencoder's 10-D codes (trained once per data "
                         "and seed, cached in GANMM_HOME)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    r.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
+    r.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="stop after the iteration during which this many seconds passed (default: the "
+                        "model's: 600 for ganmm and ganmm-em, none for the others; 0: none)")
     r.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON here")
     r.add_argument("--label-column", default=None, help="a CSV/TSV column holding labels")
     r.add_argument("--labels", default=None, metavar="PATH", help="an IDX file of labels")
@@ -63,10 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
     t.add_argument("--clusters", type=int, default=None, help="K (default: the number of labels)")
     t.add_argument("--iters", type=int, default=None, help="cap on EM iterations (default: each model's)")
-    t.add_argument("--time-budget", type=float, default=None, metavar="SECONDS", help="per run")
+    t.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="per run (default: each model's; 0: none)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.add_argument("--json", default=None, metavar="PATH", help="write every run and the summary here")
     t.add_argument("--no-paper", action="store_true", help="leave out the paper's MNIST rows")
+
+    b = sub.add_parser("bench", help="speed of GANMM: batched ensemble vs a loop over K networks, "
+                                     "GFLOP/s against the matmul peak, scaling with K and N")
+    b.add_argument("--quick", action="store_true", help="seconds instead of minutes: fewer repeats, "
+                                                        "shorter steps, smaller scaling tables")
+    b.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    b.add_argument("--json", default=None, metavar="PATH", help="write the measurements as JSON here")
 
     ls = sub.add_parser("runs", help="list the runs in the run store (GANMM_HOME)")
     ls.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -101,8 +113,17 @@ def _progress(snap, args: argparse.Namespace) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.clusters < 1:
         raise GanmmError(f"--clusters must be at least 1, got {args.clusters}")
-    if args.iters < 0:
+    if args.iters is not None and args.iters < 0:
         raise GanmmError(f"--iters must be 0 or more, got {args.iters}")
+    from .models import default_settings
+
+    defaults = default_settings(args.model)
+    if args.iters is None:
+        args.iters = defaults["max_iter"]
+    if args.time_budget is None:
+        args.time_budget = defaults["time_budget"]
+    elif args.time_budget == 0:
+        args.time_budget = None
     from pathlib import Path
 
     from . import data
@@ -248,6 +269,20 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0 if all(r.status == "done" for r in results) else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .mixture import GANMMConfig
+    from .speed import BenchConfig, markdown, run_bench
+
+    GANMMConfig(device=args.device).validate()  # "cuda" without a GPU: one clear line
+    bench = BenchConfig.quick(args.device) if args.quick else BenchConfig(device=args.device)
+    result = run_bench(bench, say=lambda text: print(text, file=sys.stderr, flush=True))
+    print(markdown(result))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+    return 0
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     _open_store().delete_run(args.run_id)
     print(f"deleted run {args.run_id}", file=sys.stderr)
@@ -255,7 +290,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"datasets": lambda args: cmd_datasets(), "run": cmd_run, "runs": cmd_runs,
-            "table": cmd_table, "export": cmd_export, "delete": cmd_delete}
+            "table": cmd_table, "bench": cmd_bench, "export": cmd_export, "delete": cmd_delete}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,6 +39,12 @@ def make_model(name: str, *, preset: str | None = None, **settings: Any) -> Clus
     return cls(**settings)
 
 
+def default_settings(name: str) -> dict[str, Any]:
+    """The iteration cap and time budget a model runs with when none is given."""
+    cfg = model_class(name).config_class()
+    return {"max_iter": cfg.max_iter, "time_budget": cfg.time_budget}
+
+
 def model_class(name: str) -> type:
     """The class behind a model name (imported on first use: torch is slow to load)."""
     if name not in MODEL_NAMES:

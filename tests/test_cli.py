@@ -95,3 +95,14 @@ def test_bad_file_gives_one_line_and_exit_2(tmp_path):
     out = ganmm("run", "--dataset", bad, "--model", "kmeans", "--clusters", 2)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "NaN" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_each_model_keeps_its_own_cap_and_budget_unless_given(small_csv):
+    common = ("--dataset", small_csv, "--label-column", "side", "--clusters", 2, "--quiet", "--device", "cpu")
+    assert ganmm("run", "--model", "ganmm", "--time-budget", 2, *common).returncode == 0
+    assert ganmm("run", "--model", "kmeans", *common).returncode == 0
+    assert ganmm("run", "--model", "ganmm", "--iters", 1, "--time-budget", 0, *common).returncode == 0
+    runs = json.loads(ganmm("runs", "--json").stdout)
+    resolved = [(r["model"], r["config"]["resolved"]["max_iter"], r["config"]["resolved"]["time_budget"])
+                for r in sorted(runs, key=lambda r: r["created"])]
+    assert resolved == [("ganmm", 3000, 2.0), ("kmeans", 300, None), ("ganmm", 1, None)]

@@ -1,0 +1,89 @@
+"""The speed benchmark: its loop baseline does the same work, and `bench` reports
+what the README quotes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganmm.mixture import GANMM, GANMMConfig
+from ganmm.speed import LoopGANMM, grown_mnist, step_flops
+from tests.test_cli import ganmm
+
+SMALL = dict(hidden=32, z_dim=8, batch_size=16, n_critic=2, n_pretrain=1, n_epoch=2, classifier_steps=2,
+             classifier_batch=8, device="cpu", init="random", seed=0)
+
+
+def _ready(cls, X, k=3, **kw):
+    model = cls(GANMMConfig.from_preset("default", n_clusters=k, **{**SMALL, **kw}))
+    model._initialize(X)
+    return model
+
+
+@pytest.mark.parametrize("loss", ["gp", "clip"])
+def test_loop_baseline_has_the_same_networks_and_does_the_same_work(loss):
+    X = np.random.default_rng(0).random((90, 20)).astype(np.float32)
+    batched, loop = _ready(GANMM, X, loss=loss), _ready(LoopGANMM, X, loss=loss)
+    # the loop's K networks start as copies of the ensemble's members ...
+    z = torch.randn(3, 5, 8)
+    torch.testing.assert_close(loop._generate(5, z), batched._generate(5, z))
+    # ... and one GAN step of either costs the same floating-point operations
+    assert step_flops(loop) == pytest.approx(step_flops(batched), rel=1e-9)
+    # every loop network is updated, and only by its own optimizer
+    before = [p.detach().clone() for g in loop._gens for p in g.parameters()]
+    loop._train_gans(1)
+    after = [p.detach() for g in loop._gens for p in g.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+    assert all(len(opt.param_groups[0]["params"]) == len(list(g.parameters()))
+               for opt, g in zip(loop._opts_g, loop._gens))
+
+
+def test_loop_baseline_clusters_like_a_model():
+    X = np.random.default_rng(1).random((60, 20)).astype(np.float32)
+    model = LoopGANMM(GANMMConfig.from_preset("default", n_clusters=3, max_iter=2, tol=-1, **SMALL))
+    snaps = list(model.fit_iter(X))
+    assert [s.iteration for s in snaps] == [0, 1, 2]
+    assert snaps[-1].sizes.sum() == 60 and np.isfinite(snaps[-1].samples).all()
+
+
+def test_grown_mnist_repeats_with_noise():
+    X = np.random.default_rng(0).random((50, 12)).astype(np.float32)
+    big = grown_mnist(X, 120)
+    assert big.shape == (120, 12) and big.dtype == np.float32
+    np.testing.assert_array_equal(big[:50], X)
+    assert big.min() >= 0 and big.max() <= 1
+    assert len(np.unique(big, axis=0)) == 120  # the copies are not duplicates
+    assert np.abs(big[50:100] - X).mean() < 0.1  # ... but close to the originals
+
+
+def test_bench_quick_reports_what_the_readme_quotes(tmp_path):
+    out_json = tmp_path / "bench.json"
+    out = ganmm("bench", "--quick", "--device", "cpu", "--json", out_json, timeout=600)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out_json.read_text())
+    assert r["device"] == "cpu"
+    it = r["iteration_seconds"]
+    assert it["batched"] > 0 and it["loop"] > 0
+    assert r["speedup"] == pytest.approx(it["loop"] / it["batched"])
+    assert r["matmul_peak_gflops"] > 0 and r["gflops"] > 0
+    assert r["peak_fraction"] == pytest.approx(r["gflops"] / r["matmul_peak_gflops"])
+    assert r["gflops"] == pytest.approx(r["step_gflop"] / r["gan_step_seconds"])
+    assert r["peak_memory_mb"] > 0
+    assert set(r["e_step_seconds"]) == {"classifier", "assign"}
+    assert [(row["hidden"], row["batch_size"]) for row in r["step_sizes"]] == [(128, 64)]
+    for row in r["step_sizes"]:
+        assert 0 < row["peak_fraction"] == pytest.approx(row["gflops"] / r["matmul_peak_gflops"])
+    assert [row["k"] for row in r["scaling_k"]] == [2, 10]
+    assert [row["n"] for row in r["scaling_n"]] == [1000, 5000]
+    assert all(row["batched_seconds"] > 0 for row in r["scaling_k"] + r["scaling_n"])
+    # the markdown on stdout quotes the same numbers
+    assert f"{r['speedup']:.2f}x" in out.stdout and "peak fraction" in out.stdout
+
+
+def test_bench_on_a_missing_gpu_is_one_line():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    out = ganmm("bench", "--quick", "--device", "cuda")
+    assert out.returncode == 2 and "no CUDA GPU" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
