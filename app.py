@@ -14,7 +14,7 @@ from ganmm.ui import common, forms
 
 st.set_page_config(page_title="GANMM Studio", layout="wide")
 
-QUICK_START = dict(model="ganmm", settings={"n_clusters": 10, "max_iter": 200, "time_budget": 600.0})
+QUICK_START = dict(model="ganmm", settings={"n_clusters": 10})  # the default preset: 3000 iterations or 10 minutes
 
 
 def intro_ui() -> None:

@@ -47,9 +47,8 @@ class LessonConfig:
     scikit-learn's own k-means) or "random" (equal random parts for the GANs,
     random responsibilities for GMM)"""
     hidden: int = 128
-    """width of the GANs' and the classifier's layers (the dashboard's default is
-    256; 128 keeps a step of all three models under a second on a 2-core CPU and
-    is plenty for 2-D points)"""
+    """width of the GANs' and the classifier's layers (128 keeps a step of all
+    three models under a second on a 2-core CPU and is plenty for 2-D points)"""
     grid: int = 60
     """decision regions are evaluated on a grid x grid lattice over the data"""
     n_samples: int = 150
@@ -65,6 +64,12 @@ class LessonConfig:
         for name in ("hidden", "grid", "n_samples", "max_iter"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+LESSON_GANS = dict(n_epoch=30, classifier_steps=50, sigma_decay=0.7, samples_every=1, time_budget=None)
+"""The GAN mixtures' steps in a lesson: longer EM iterations than the default
+preset's (30 generator steps each, sigma_t gone after about 15), so that every
+click of Step shows a visible move, and sample clouds in every frame."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ class Lesson:
         # never "converged": a model that stops changing keeps stepping (and shows it)
         common = dict(n_clusters=cfg.n_clusters, seed=cfg.seed, max_iter=cfg.max_iter,
                       patience=cfg.max_iter + 1)
-        gans = dict(init=cfg.init, hidden=cfg.hidden, n_snapshot_samples=cfg.n_samples)
+        gans = dict(init=cfg.init, hidden=cfg.hidden, n_snapshot_samples=cfg.n_samples, **LESSON_GANS)
         self._streams: dict[str, _Stream] = {}
         for name in LESSON_MODELS:
             model = make_model(name, **common, init=cfg.init) if name == "gmm" \

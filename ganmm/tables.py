@@ -32,6 +32,7 @@ class TableRun:
     """One model and seed of a table."""
 
     model: str
+    """the model as the table names it: "ganmm", or with its preset, "ganmm:paper" """
     dataset: str
     """the dataset's name (raw)"""
     seed: int
@@ -55,10 +56,11 @@ def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
     from .runs import RunManager
     from .store import RunStore
 
-    unknown = [m for m in models if m not in MODEL_NAMES]
+    unknown = [m for m in models if split_entry(m)[0] not in MODEL_NAMES]
     if unknown or not models:
         raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
-                          f"choose from {', '.join(MODEL_NAMES)}")
+                          f"choose from {', '.join(MODEL_NAMES)} (a GAN mixture may name its preset: "
+                          "ganmm:paper)")
     if space not in ("raw", "embedded"):
         raise ConfigError(f"space must be raw or embedded, got {space!r}")
     if seeds < 1:
@@ -77,24 +79,34 @@ def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
         if space == "embedded":
             say(f"autoencoder for seed {seed} (cached after its first training) ...")
             spaces[seed] = embedded_dataset(raw, seed=seed, device=device)
-        for model in models:
+        for entry in models:
+            model, preset = split_entry(entry)
             used = effective_space(model, space)
             ds = spaces[seed] if used == "embedded" else raw
-            settings = {"n_clusters": k, "time_budget": time_budget}
+            settings = {"n_clusters": k}
+            if time_budget is not None:  # 0: no budget; None: the model's own
+                settings["time_budget"] = time_budget or None
             if iters is not None:
                 settings["max_iter"] = iters
             options = {"space": used, "space_seed": seed} if used == "embedded" else {"space": "raw"}
-            run_id = manager.start(ds, model, settings, seed=seed, device=device,
-                                   name=f"table: {model} on {raw.name} ({space}), seed {seed}",
+            run_id = manager.start(ds, model, settings, seed=seed, device=device, preset=preset,
+                                   name=f"table: {entry} on {raw.name} ({space}), seed {seed}",
                                    dataset_source=source, data_options=options)
-            say(f"{model} seed {seed}: run {run_id} ...")
+            say(f"{entry} seed {seed}: run {run_id} ...")
             record = manager.wait(run_id)
             seconds = (record.finished or 0) - (record.started or record.created)
-            results.append(TableRun(model, raw.name, seed, run_id, record.status, dict(record.metrics),
+            results.append(TableRun(entry, raw.name, seed, run_id, record.status, dict(record.metrics),
                                     round(seconds, 2), record.iterations, record.error))
             said = " ".join(f"{m} {record.metrics[m]:.4f}" for m in METRICS if m in record.metrics)
-            say(f"{model} seed {seed}: {record.status} after {seconds:.0f} s  {said}")
+            say(f"{entry} seed {seed}: {record.status} after {seconds:.0f} s, {record.iterations} "
+                f"iterations  {said}")
     return results
+
+
+def split_entry(entry: str) -> tuple[str, str | None]:
+    """ "ganmm:paper" -> ("ganmm", "paper"); "gmm" -> ("gmm", None)."""
+    model, _, preset = entry.partition(":")
+    return model, preset or None
 
 
 def summary(results: Sequence[TableRun], models: Sequence[str]) -> list[dict]:

@@ -10,6 +10,7 @@ import pytest
 from ganmm import cli, data, embedding
 from ganmm.dec import DEC, DECConfig, soft_assignment, target_distribution
 from ganmm.embedding import AutoencoderConfig, embed, embedded_dataset
+from ganmm.errors import ConfigError
 from ganmm.models import MODEL_NAMES
 from ganmm.store import RunStore
 
@@ -139,3 +140,48 @@ def test_table_prints_every_requested_row_with_plus_minus(tmp_path, capsys):
     assert kmeans["ari"][0] == pytest.approx(np.mean(ari)) and kmeans["ari"][1] == pytest.approx(np.std(ari))
     assert len(RunStore().list_runs()) == 4  # through the run store: Compare shows them
     assert "paper" not in printed  # the paper's rows are for MNIST only
+
+
+def test_table_runs_a_gan_mixture_under_a_named_preset(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    code = cli.main(["table", "--dataset", "blobs", "--models", "ganmm:paper,ganmm", "--seeds", "1",
+                     "--iters", "1", "--time-budget", "0", "--device", "cpu", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert any(line.startswith("| ganmm:paper |") for line in printed.splitlines())
+    assert any(line.startswith("| ganmm |") for line in printed.splitlines())
+    runs = {r.name: r for r in RunStore().list_runs()}
+    paper = next(r for name, r in runs.items() if "ganmm:paper" in name)
+    default = next(r for name, r in runs.items() if "ganmm:paper" not in name)
+    assert paper.config["resolved"]["preset"] == "paper" and paper.config["resolved"]["loss"] == "clip"
+    assert default.config["resolved"]["preset"] == "default"
+    assert paper.config["resolved"]["time_budget"] is None  # --time-budget 0: no budget
+    assert {r["model"] for r in json.loads(out.read_text())["runs"]} == {"ganmm:paper", "ganmm"}
+
+
+def test_table_refuses_an_unknown_model_entry():
+    with pytest.raises(ConfigError, match="ganmm:paper"):
+        from ganmm.tables import run_table
+        run_table("blobs", "raw", ["ganmm", "gann:paper"], 1)
+
+
+def test_the_autoencoder_moves_images_and_only_images(monkeypatch):
+    """Images are turned and shifted at random before each reconstruction (DEC-DA);
+    other data is not, and asking for moves on it is refused."""
+    from ganmm import augment
+
+    calls = []
+    real = augment.random_affine
+    monkeypatch.setattr(augment, "random_affine", lambda x, *a, **k: calls.append(x.shape) or real(x, *a, **k))
+    images = np.random.default_rng(0).random((40, 64)).astype(np.float32)
+    cfg = AutoencoderConfig(hidden=(16,), latent=3, epochs=2, batch_size=20)
+    embed(images, config=cfg)
+    assert calls == [(20, 64)] * 4  # every batch of both epochs
+    calls.clear()
+    blobs = data.load_builtin("blobs").X[:40]
+    embed(blobs, config=cfg)
+    assert calls == []
+    with pytest.raises(ConfigError, match="square images"):
+        embed(blobs, config=AutoencoderConfig(hidden=(16,), latent=3, epochs=1, augment="affine"))
+    off = embed(images, config=AutoencoderConfig(hidden=(16,), latent=3, epochs=2, batch_size=20, augment="none"))
+    assert calls == [] and not off.cached  # another setting: another cache entry

@@ -269,3 +269,27 @@ def test_train_page_embedded_space_trains_the_autoencoder_then_starts_the_run(mo
     record = get_manager().wait(at.session_state["run_id"], timeout=60)
     assert record.status == "done" and record.dataset == "blobs·embedded"
     assert record.config["data"]["space"] == "embedded" and record.dataset_info["n_features"] == 3
+
+
+def test_live_view_draws_the_latest_stored_samples_between_sample_iterations():
+    """GAN mixtures store samples every few iterations: an iteration between shows
+    those of the latest one before it, and says which."""
+    from ganmm.store import RunStore
+    from ganmm.ui.live import with_samples
+
+    tiny = dict(hidden=16, z_dim=4, batch_size=16, n_critic=1, n_pretrain=2, n_epoch=1, classifier_steps=2,
+                classifier_warmup=2, samples_every=3, tol=-1, time_budget=None)
+    run_id = finished_run("moons", "ganmm", 2, **tiny)
+    store = RunStore()
+    record = store.get_run(run_id)
+    stored = [store.load_iteration(run_id, i).samples is not None for i in range(5)]
+    assert stored == [True, False, False, True, True]  # 0, 3, and the last
+    drawn = with_samples(record, store.load_iteration(run_id, 2))
+    np.testing.assert_array_equal(drawn.samples, store.load_iteration(run_id, 0).samples)
+    assert drawn.extras["samples_of"] == 0 and drawn.iteration == 2
+    own = with_samples(record, store.load_iteration(run_id, 3))
+    assert own.extras["samples_of"] == 3
+    at = page("pages/2_Train.py")
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception and charts(at) >= 7

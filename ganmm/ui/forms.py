@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from ..models import DESCRIPTIONS, MODEL_NAMES
+from ..models import DESCRIPTIONS, MODEL_NAMES, default_settings
 from ..store import RunRecord
 from . import common
 
@@ -35,11 +35,11 @@ def run_settings_ui(n_rows: int, n_classes: int | None, n_features: int, key: st
     default_k = min(n_classes or 3, n_rows)
     k = c1.number_input("Clusters K", 1, max(1, min(n_rows, 100)), default_k, key=f"{key}-k")
     seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key=f"{key}-seed")
-    iters = c3.number_input("Iterations (cap)", 1, 100_000, 50 if model.startswith("ganmm") else 100,
-                            key=f"{key}-iters")
+    defaults = default_settings(model)
+    iters = c3.number_input("Iterations (cap)", 1, 100_000, defaults["max_iter"], key=f"{key}-iters-{model}")
     c1, c2, c3 = st.columns(3)
-    budget = c1.number_input("Time budget (s, 0 = none)", 0, 86_400, 600 if model.startswith("ganmm") else 0,
-                             key=f"{key}-budget")
+    budget = c1.number_input("Time budget (s, 0 = none)", 0, 86_400, int(defaults["time_budget"] or 0),
+                             key=f"{key}-budget-{model}")
     devices = ["auto", "cpu", "cuda"] if _cuda() else ["auto", "cpu"]
     device = c2.selectbox("Device", devices, key=f"{key}-device",
                           help="auto: the GPU when there is one, else the CPU"
@@ -61,8 +61,10 @@ def run_settings_ui(n_rows: int, n_classes: int | None, n_features: int, key: st
     preset = None
     if model in ("ganmm", "ganmm-em"):
         c1, c2, c3 = st.columns(3)
-        preset = c1.selectbox("Preset", ["default", "paper"], key=f"{key}-preset",
-                              help="default: WGAN-GP with Adam, fast; paper: the reference code's settings")
+        preset = c1.selectbox("Preset", ["default", "paper", "classic"], key=f"{key}-preset",
+                              help="default: WGAN-GP with Adam, short EM iterations, a classifier that "
+                                   "sees images turned and shifted a little; paper: the reference code's "
+                                   "settings; classic: the default before the quality work")
         init = c2.selectbox("Initial split", ["preset's", "kmeans", "random"], key=f"{key}-init")
         if init != "preset's":
             settings["init"] = init

@@ -9,6 +9,7 @@ the timer stops.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -146,11 +147,12 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
     col2.plotly_chart(_figure(("bar", run, shown), lambda: plots.sizes_bar(snap.sizes)),
                       key=f"{key}-bar", width="stretch")
 
+    drawn = with_samples(record, snap)
     col1, col2 = st.columns(2)
     with col1:
-        samples_panel(record, snap, key)
+        samples_panel(record, drawn, key)
     with col2:
-        projection_panel(record, snap, labels, key)
+        projection_panel(record, drawn, labels, key)
 
     col1, col2 = st.columns(2)
     with col1:
@@ -186,14 +188,30 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
                             key=f"{key}-confusion", width="stretch")
 
 
+def with_samples(record: RunRecord, snap):
+    """``snap`` with generated samples to draw: GAN mixtures store them every
+    ``samples_every`` iterations only, so an iteration between takes those of the
+    latest iteration that has them (``snap.extras["samples_of"]`` says which)."""
+    every = record.config.get("resolved", {}).get("samples_every")
+    if snap.samples is not None or not isinstance(every, int) or every < 1:
+        return dataclasses.replace(snap, extras={**snap.extras, "samples_of": snap.iteration})
+    source = snap.iteration - snap.iteration % every
+    try:
+        samples = common.load_iteration(record.run_id, source).samples
+    except StoreError:
+        samples = None
+    return dataclasses.replace(snap, samples=samples, extras={**snap.extras, "samples_of": source})
+
+
 def samples_panel(record: RunRecord, snap, key: str) -> None:
     """Generated samples: image tiles per generator, or points over the data."""
     if snap.samples is None:
         st.info(f"{record.model} does not generate samples.")
         return
     info = record.dataset_info
+    source = snap.extras.get("samples_of", snap.iteration)
     if info.get("kind") == "image" and info.get("image_shape"):
-        st.markdown(f"**Samples of each generator** (iteration {snap.iteration})")
+        st.markdown(f"**Samples of each generator** (iteration {source})")
         st.image(plots.image_tiles(snap.samples, tuple(info["image_shape"])), clamp=True,
                  width="stretch")
         return
@@ -206,7 +224,9 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
         pts, smp = ds.inverse(ds.X)[:, f], ds.inverse(snap.samples)[..., f]
         names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
         fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names)
-        return fig.update_layout(title=f"Clusters and generator samples, iteration {snap.iteration}")
+        title = f"Clusters at iteration {snap.iteration}, generator samples of iteration {source}" \
+            if source != snap.iteration else f"Clusters and generator samples, iteration {snap.iteration}"
+        return fig.update_layout(title=title)
 
     st.plotly_chart(_figure(("samples", record.run_id, snap.iteration), build),
                     key=f"{key}-samples", width="stretch")
