@@ -8,6 +8,7 @@ have in common: the time budget, the iteration cap, convergence, metrics.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -148,7 +149,8 @@ class ClusterModel:
         previous: np.ndarray | None = None
         calm = 0
         for it in range(cfg.max_iter + 1):
-            step = self._initialize(X) if it == 0 else self._iterate(it)
+            with self._step_scope():
+                step = self._initialize(X) if it == 0 else self._iterate(it)
             a = np.asarray(step.assignments, dtype=np.int64)
             changed = 1.0 if previous is None else float(np.mean(a != previous))
             calm = calm + 1 if (previous is not None and changed <= cfg.tol) else 0
@@ -177,6 +179,11 @@ class ClusterModel:
                 self.converged_ = True
             if last or self._past_deadline():  # (a stop asked for while the snapshot was stored)
                 break
+
+    def _step_scope(self) -> contextlib.AbstractContextManager:
+        """Context each step runs in (models that change thread-wide settings
+        for their steps, and put them back after, override this)."""
+        return contextlib.nullcontext()
 
     def _last_samples(self) -> np.ndarray | None:
         """Samples for the last snapshot of a fit, when its step left them out

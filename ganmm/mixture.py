@@ -15,6 +15,7 @@ All K GANs are one batched ensemble (``ganmm.nets``); nothing loops over K.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, replace
 
@@ -26,6 +27,21 @@ from .base import BaseConfig, ClusterModel, StepResult
 from .errors import ConfigError
 from .augment import image_side, random_affine
 from .nets import Classifier, build_gans, reset_parameters
+
+
+@contextlib.contextmanager
+def denormals_flushed(device: torch.device):
+    """Within this block, on CPU, denormal floats (the tiny gradients and Adam
+    moments of a long fit, which x86 CPUs compute many times slower) are
+    flushed to zero. The setting is the calling thread's; it is put back to
+    the default after, so that other code in the thread (and libraries that
+    check for it) still see IEEE floats."""
+    on = device.type == "cpu" and torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if on:
+            torch.set_flush_denormal(False)
 
 
 @dataclass(frozen=True)
@@ -191,6 +207,9 @@ class GANMM(ClusterModel):
     config: GANMMConfig
 
     # ------------------------------------------------------------------ set-up
+    def _step_scope(self) -> contextlib.AbstractContextManager:
+        return denormals_flushed(resolve_device(self.config.device))
+
     def _initialize(self, X: np.ndarray) -> StepResult:
         cfg = self.config
         self.device_ = resolve_device(cfg.device)
@@ -199,10 +218,6 @@ class GANMM(ClusterModel):
         k = cfg.n_clusters
         self._g = torch.Generator(device=dev).manual_seed(cfg.seed)
         self._X = torch.from_numpy(X).to(dev)  # (N, d), on the device once
-        if dev.type == "cpu":
-            # tiny gradients and Adam moments become denormal floats, which x86 CPUs
-            # compute many times slower; flush them to zero (this thread, the fit's)
-            torch.set_flush_denormal(True)
         images01 = bool(X.min() >= 0.0 and X.max() <= 1.0 and d >= 16)
         self._side = image_side(X) if cfg.classifier_augment != "none" else None
         if cfg.classifier_augment == "affine" and self._side is None:

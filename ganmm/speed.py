@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from .mixture import GANMM, GANMMConfig, resolve_device
+from .mixture import GANMM, GANMMConfig, denormals_flushed, resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,9 +289,14 @@ def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bo
 
 def run_bench(bench: BenchConfig, say: Callable[[str], None] = lambda text: None) -> dict:
     """Every measurement of the module docstring, as one JSON-ready dict."""
+    dev = resolve_device(bench.device)
+    with denormals_flushed(dev):  # as a fit's steps run
+        return _run_bench(bench, dev, say)
+
+
+def _run_bench(bench: BenchConfig, dev: torch.device, say: Callable[[str], None]) -> dict:
     from . import data
 
-    dev = resolve_device(bench.device)
     X = data.load("mnist5k").X
     cfg = dataclasses.replace(GANMMConfig.from_preset("default"), **dict(bench.preset_overrides))
     result: dict = {

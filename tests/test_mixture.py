@@ -257,3 +257,27 @@ def test_the_default_preset_never_reads_the_labels():
         np.testing.assert_array_equal(a.assignments, b.assignments)
         np.testing.assert_array_equal(a.assignments, c.assignments)
     assert runs[0][-1].metrics["ari"] != runs[1][-1].metrics["ari"] and runs[2][-1].metrics == {}
+
+
+def _denormals_survive() -> bool:
+    import torch
+    return (torch.tensor([1e-39]) * 1.0).item() != 0.0 and np.float32(1e-39) * np.float32(1.0) != 0.0
+
+
+def test_a_cpu_fit_flushes_denormals_only_while_it_steps(two_blobs, monkeypatch):
+    # the steps run with denormals flushed to zero (many times faster on x86), but the
+    # thread that drives the fit gets IEEE floats back between steps and after it
+    X, _ = two_blobs
+    seen = []
+    train = GANMM._train_gans
+
+    def spy(self, n_steps):
+        seen.append(_denormals_survive())
+        return train(self, n_steps)
+
+    monkeypatch.setattr(GANMM, "_train_gans", spy)
+    assert _denormals_survive()
+    for _ in tiny(n_clusters=2, max_iter=2, tol=-1).fit_iter(X):
+        assert _denormals_survive()
+    assert seen and not any(seen)
+    assert _denormals_survive()
