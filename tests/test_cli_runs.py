@@ -128,7 +128,9 @@ def test_a_killed_run_shows_interrupted_with_its_iterations(ganmm_home, tmp_path
     assert after["iterations"] >= seen["iterations"] and "ended before the run finished" in after["error"]
     for it in range(after["iterations"] + 1):
         snap = store.load_iteration(after["run_id"], it)
-        assert snap.assignments.shape == (1000,) and snap.samples.shape[0] == 4
+        assert snap.assignments.shape == (1000,)
+        if it % 10 == 0:  # the default preset draws each GAN's samples every 10 iterations
+            assert snap.samples.shape[0] == 4
     assert not list((ganmm_home / "runs" / after["run_id"]).glob(".*.tmp"))
     assert ganmm("export", after["run_id"], tmp_path / "killed.zip").returncode == 0
 

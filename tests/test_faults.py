@@ -53,7 +53,7 @@ SERVER = textwrap.dedent("""
     ds = data.load_builtin("moons")
     tiny = dict(hidden=16, z_dim=4, batch_size=16, n_critic=1, n_pretrain=5, n_epoch=3,
                 classifier_steps=5, classifier_batch=16, n_snapshot_samples=4)
-    ids = [manager.start(ds, "ganmm", {"n_clusters": 2, "max_iter": 100000, **tiny}, seed=seed,
+    ids = [manager.start(ds, "ganmm", {"n_clusters": 2, "max_iter": 100000, "tol": -1, **tiny}, seed=seed,
                          dataset_source="moons", name=f"killed {seed}") for seed in (0, 1)]
     print(" ".join(ids), flush=True)
     while True:

@@ -169,7 +169,8 @@ def test_quick_start_launches_ganmm_on_mnist5k_and_opens_its_live_view():
     try:
         record = mgr.store.get_run(run_id)
         assert (record.model, record.dataset, record.config["settings"]["n_clusters"]) == ("ganmm", "mnist5k", 10)
-        assert record.config["settings"]["time_budget"] == 600.0
+        # the default preset's own limits: 3000 iterations or 10 minutes, whichever comes first
+        assert (record.config["resolved"]["max_iter"], record.config["resolved"]["time_budget"]) == (3000, 600.0)
         assert at.title[0].value == "Train"  # switched to the live view
     finally:
         assert mgr.stop(run_id, timeout=60) in ("stopped", "done")
