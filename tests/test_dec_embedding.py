@@ -159,6 +159,25 @@ def test_table_runs_a_gan_mixture_under_a_named_preset(tmp_path, capsys):
     assert {r["model"] for r in json.loads(out.read_text())["runs"]} == {"ganmm:paper", "ganmm"}
 
 
+def test_table_trains_decs_autoencoder_before_decs_own_run(monkeypatch, capsys):
+    # in the raw table too: DEC's time budget is then its clustering's, not the autoencoder's
+    from ganmm import dec as dec_module
+
+    monkeypatch.setattr(embedding, "DEFAULT_CONFIG", FAST_AE)
+    cached, real = [], dec_module.embed
+
+    def spy(*args, **kwargs):
+        emb = real(*args, **kwargs)
+        cached.append(emb.cached)
+        return emb
+
+    monkeypatch.setattr(dec_module, "embed", spy)
+    code = cli.main(["table", "--dataset", "blobs", "--space", "raw", "--models", "dec,kmeans", "--seeds", "2",
+                     "--iters", "2", "--device", "cpu"])
+    assert code == 0 and "autoencoder for seed 1" in capsys.readouterr().err
+    assert cached == [True, True]  # one DEC run per seed, each finding its autoencoder ready
+
+
 def test_table_refuses_an_unknown_model_entry():
     with pytest.raises(ConfigError, match="ganmm:paper"):
         from ganmm.tables import run_table
