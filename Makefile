@@ -12,7 +12,7 @@ PORT   ?= 8501
 # chromium (/usr/bin/chromium); the fonts keep screenshots readable.
 BROWSER_PKGS ?= chromium fonts-dejavu-core
 
-.PHONY: run test bench clean chromium
+.PHONY: run test clean chromium
 
 $(STAMP): requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)

@@ -37,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", required=True, choices=list(MODEL_NAMES))
     r.add_argument("--clusters", type=int, required=True, help="number of clusters K")
     r.add_argument("--iters", type=int, default=None,
-                   help="cap on EM iterations (default: the model's: ganmm and ganmm-em 3000, gmm 50, "
-                        "dec 200, kmeans 300)")
+                   help="cap on EM iterations (default: the model's: ganmm and ganmm-em 3000 (the classic "
+                        "preset 50), gmm 50, dec 200, kmeans 300)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--preset", default=None, help="ganmm/ganmm-em settings: default or paper")
+    r.add_argument("--preset", default=None, help="ganmm/ganmm-em settings: default, paper or classic")
     r.add_argument("--init", choices=["random", "kmeans"], default=None,
                    help="ganmm/ganmm-em initial split (default: the preset's)")
     r.add_argument("--covariance", choices=["full", "tied", "diag", "spherical"], default=None,
@@ -51,10 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     r.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop after the iteration during which this many seconds passed (default: the "
-                        "model's: 600 for ganmm and ganmm-em, none for the others; 0: none)")
+                        "model's: 600 for ganmm and ganmm-em (the classic preset none), none for the others; "
+                        "0: none)")
     r.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON here")
     r.add_argument("--label-column", default=None, help="a CSV/TSV column holding labels")
-    r.add_argument("--labels", default=None, metavar="PATH", help="an IDX file of labels")
+    r.add_argument("--labels", default=None, metavar="PATH", help="an IDX or NPY file of labels")
     r.add_argument("--quiet", action="store_true", help="no per-iteration progress")
     r.add_argument("--name", default=None, help="a name for the run in the run store")
 
@@ -117,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise GanmmError(f"--iters must be 0 or more, got {args.iters}")
     from .models import default_settings
 
-    defaults = default_settings(args.model)
+    defaults = default_settings(args.model, args.preset)
     if args.iters is None:
         args.iters = defaults["max_iter"]
     if args.time_budget is None:

@@ -39,9 +39,16 @@ def make_model(name: str, *, preset: str | None = None, **settings: Any) -> Clus
     return cls(**settings)
 
 
-def default_settings(name: str) -> dict[str, Any]:
-    """The iteration cap and time budget a model runs with when none is given."""
-    cfg = model_class(name).config_class()
+def default_settings(name: str, preset: str | None = None) -> dict[str, Any]:
+    """The iteration cap and time budget a model (under ``preset``, for the GAN
+    mixtures) runs with when none is given."""
+    cls = model_class(name)
+    if name in ("ganmm", "ganmm-em"):
+        cfg = cls.config_class.from_preset(preset or "default")
+    elif preset not in (None, "default"):
+        raise ConfigError(f"presets are for ganmm and ganmm-em; {name} has none")
+    else:
+        cfg = cls.config_class()
     return {"max_iter": cfg.max_iter, "time_budget": cfg.time_budget}
 
 

@@ -102,7 +102,14 @@ def test_each_model_keeps_its_own_cap_and_budget_unless_given(small_csv):
     assert ganmm("run", "--model", "ganmm", "--time-budget", 2, *common).returncode == 0
     assert ganmm("run", "--model", "kmeans", *common).returncode == 0
     assert ganmm("run", "--model", "ganmm", "--iters", 1, "--time-budget", 0, *common).returncode == 0
+    # a preset brings its own cap: classic's 50 iterations (its budget, none, is overridden here)
+    assert ganmm("run", "--model", "ganmm", "--preset", "classic", "--time-budget", 2, *common).returncode == 0
     runs = json.loads(ganmm("runs", "--json").stdout)
     resolved = [(r["model"], r["config"]["resolved"]["max_iter"], r["config"]["resolved"]["time_budget"])
                 for r in sorted(runs, key=lambda r: r["created"])]
-    assert resolved == [("ganmm", 3000, 2.0), ("kmeans", 300, None), ("ganmm", 1, None)]
+    assert resolved == [("ganmm", 3000, 2.0), ("kmeans", 300, None), ("ganmm", 1, None), ("ganmm", 50, 2.0)]
+    from ganmm.models import default_settings
+
+    assert default_settings("ganmm-em", "classic") == {"max_iter": 50, "time_budget": None}
+    out = ganmm("run", "--model", "kmeans", "--preset", "paper", *common)
+    assert out.returncode == 2 and "presets are for ganmm and ganmm-em" in out.stderr

@@ -120,6 +120,29 @@ def test_train_page_starts_a_run_and_shows_its_live_view():
     assert progress(at).startswith("**done** · iteration ")
 
 
+def test_train_form_limits_follow_the_preset_and_a_zero_budget_means_none():
+    at = page("pages/2_Train.py")
+    at.session_state["data_choice"] = DataChoice("blobs", display="blobs")
+    at.run()
+    at.selectbox(key="train-model").select("ganmm").run()
+    assert at.number_input(key="train-iters-ganmm-default").value == 3000
+    assert at.number_input(key="train-budget-ganmm-default").value == 600
+    at.selectbox(key="train-preset").select("classic").run()
+    assert at.number_input(key="train-iters-ganmm-classic").value == 50  # the classic preset's own cap
+    assert at.number_input(key="train-budget-ganmm-classic").value == 0  # and no budget
+    at.selectbox(key="train-preset").select("default").run()
+    at.number_input(key="train-iters-ganmm-default").set_value(1).run()
+    at.number_input(key="train-budget-ganmm-default").set_value(0).run()
+    at.number_input(key="train-k").set_value(3).run()
+    at.button[0].click().run()
+    assert not at.exception
+    run_id = at.session_state["run_id"]
+    mgr = get_manager()
+    record = mgr.wait(run_id, timeout=120)
+    assert record.status == "done", record.error
+    assert (record.config["resolved"]["max_iter"], record.config["resolved"]["time_budget"]) == (1, None)
+
+
 def test_train_page_live_view_of_a_finished_run_with_labels():
     run_id = finished_run("moons", "gmm", 2)
     at = page("pages/2_Train.py")

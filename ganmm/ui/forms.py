@@ -35,16 +35,23 @@ def run_settings_ui(n_rows: int, n_classes: int | None, n_features: int, key: st
     default_k = min(n_classes or 3, n_rows)
     k = c1.number_input("Clusters K", 1, max(1, min(n_rows, 100)), default_k, key=f"{key}-k")
     seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key=f"{key}-seed")
-    defaults = default_settings(model)
-    iters = c3.number_input("Iterations (cap)", 1, 100_000, defaults["max_iter"], key=f"{key}-iters-{model}")
+    preset = None
+    if model in ("ganmm", "ganmm-em"):  # first: the preset sets the limits' defaults
+        preset = c3.selectbox("Preset", ["default", "paper", "classic"], key=f"{key}-preset",
+                              help="default: WGAN-GP with Adam, short EM iterations, a classifier that "
+                                   "sees images turned and shifted a little; paper: the reference code's "
+                                   "settings; classic: the default before the quality work")
+    defaults = default_settings(model, preset)
     c1, c2, c3 = st.columns(3)
-    budget = c1.number_input("Time budget (s, 0 = none)", 0, 86_400, int(defaults["time_budget"] or 0),
-                             key=f"{key}-budget-{model}")
+    iters = c1.number_input("Iterations (cap)", 1, 100_000, defaults["max_iter"],
+                            key=f"{key}-iters-{model}-{preset}")
+    budget = c2.number_input("Time budget (s, 0 = none)", 0, 86_400, int(defaults["time_budget"] or 0),
+                             key=f"{key}-budget-{model}-{preset}")
     devices = ["auto", "cpu", "cuda"] if _cuda() else ["auto", "cpu"]
-    device = c2.selectbox("Device", devices, key=f"{key}-device",
+    device = c3.selectbox("Device", devices, key=f"{key}-device",
                           help="auto: the GPU when there is one, else the CPU"
                           + ("" if _cuda() else " (no CUDA GPU on this server)"))
-    name = c3.text_input("Run name (optional)", key=f"{key}-name", max_chars=80)
+    name = st.text_input("Run name (optional)", key=f"{key}-name", max_chars=80)
     if model == "dec":
         space = "raw"
         st.caption("DEC clusters through its own autoencoder: the embedded space's, from the same "
@@ -54,22 +61,16 @@ def run_settings_ui(n_rows: int, n_classes: int | None, n_features: int, key: st
                          format_func={"raw": "raw features",
                                       "embedded": "embedded: an autoencoder's 10-D codes"}.get,
                          help="The paper's two settings. The autoencoder trains once per dataset and "
-                              "seed (about a minute for mnist5k on a 2-core CPU) and is cached.")
-    settings: dict = {"n_clusters": int(k), "max_iter": int(iters)}
-    if budget:
-        settings["time_budget"] = float(budget)
-    preset = None
+                              "seed (about 4.5 minutes for mnist5k on a 2-core CPU) and is cached.")
+    # 0 = none: the form's value always wins over the model's (or preset's) own budget
+    settings: dict = {"n_clusters": int(k), "max_iter": int(iters), "time_budget": float(budget) or None}
     if model in ("ganmm", "ganmm-em"):
         c1, c2, c3 = st.columns(3)
-        preset = c1.selectbox("Preset", ["default", "paper", "classic"], key=f"{key}-preset",
-                              help="default: WGAN-GP with Adam, short EM iterations, a classifier that "
-                                   "sees images turned and shifted a little; paper: the reference code's "
-                                   "settings; classic: the default before the quality work")
-        init = c2.selectbox("Initial split", ["preset's", "kmeans", "random"], key=f"{key}-init")
+        init = c1.selectbox("Initial split", ["preset's", "kmeans", "random"], key=f"{key}-init")
         if init != "preset's":
             settings["init"] = init
         if n_features == 784 and space == "raw":
-            arch = c3.selectbox("Networks", ["mlp", "conv"], key=f"{key}-arch",
+            arch = c2.selectbox("Networks", ["mlp", "conv"], key=f"{key}-arch",
                                 help="conv: convolutional generators and critics for 28x28 images")
             settings["arch"] = arch
     elif model == "gmm":
