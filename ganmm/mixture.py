@@ -110,17 +110,20 @@ class GANMMConfig(BaseConfig):
     share of each real batch drawn from D - D_i with probability ~ h_i)"""
     sigma0: float = 0.2
     """topk: sigma_1 as a fraction of N/K"""
-    sigma_decay: float = 0.99
-    """topk: sigma_t = sigma0 * N/K * sigma_decay**(t-1), rounded down (reaches 0:
-    after about 460 iterations for mnist5k, K=10)"""
+    sigma_decay: float | None = None
+    """topk: sigma_t = sigma0 * N/K * sigma_decay**(t-1), rounded down. None: 0.99
+    when the classifier sees moved images (borrowing fades over ~460 iterations on
+    mnist5k, K=10), 0.7 otherwise (gone after ~15): on 2-D sets, long borrowing
+    lets the generators spread into each other's parts until a cluster empties"""
     own_schedule: tuple[tuple[int, int], ...] = ((500, 25), (1000, 40), (2000, 45))
     """proportional: (GAN steps before which, own points per batch of 50); after
     the last threshold ``own_final``"""
     own_final: int = 48
     """proportional: own points per batch of 50 after the last threshold"""
-    min_prior: float = 0.1
-    """floor of each generator's share, as a fraction of 1/K, when sampling for the
-    classifier: an emptied cluster keeps a voice and can come back"""
+    min_prior: float = 0.5
+    """floor of each generator's share, as a fraction of 1/K, when weighting its
+    samples for the classifier: a shrinking cluster keeps a voice (at 0.1, one of
+    three GANMM runs on the 2-D spirals emptied a cluster; benchmarks/quality.md)"""
     n_snapshot_samples: int = 16
     """generated samples per generator kept in a snapshot"""
     samples_every: int = 10
@@ -129,6 +132,10 @@ class GANMMConfig(BaseConfig):
     them would fill the run store (the live view shows the latest stored ones)"""
     device: str = "auto"
     """"auto" (CUDA when present, else CPU), "cpu" or "cuda" """
+    patience: int = 20
+    """converged after this many calm iterations in a row (tol): an EM iteration
+    here is short (5 generator and 10 classifier steps), so 20 of them hold about
+    the training that 3 iterations of the classic preset did"""
 
     def validate(self) -> None:
         super().validate()
@@ -146,6 +153,8 @@ class GANMMConfig(BaseConfig):
         for name in ("classifier_steps", "classifier_warmup", "n_epoch", "n_pretrain"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.sigma_decay is not None and not 0.0 < self.sigma_decay <= 1.0:
+            raise ConfigError(f"sigma_decay must lie in (0, 1] (or be None: automatic); got {self.sigma_decay}")
         owns = [count for _, count in self.own_schedule] + [self.own_final]
         if any(not 0 <= c <= 50 for c in owns):
             raise ConfigError(f"own points per batch of 50 must lie in 0..50; got {owns}")
@@ -163,7 +172,9 @@ class GANMMConfig(BaseConfig):
 PRESETS: dict[str, dict] = {
     # WGAN-GP with Adam (lr 1e-4), MLPs of width 128, 3 critic steps, 5 generator
     # steps per M-step, 10 classifier steps per E-step on moved images, sigma_t
-    # fading over ~450 iterations, k-means initial split: an EM iteration in about
+    # fading over ~450 iterations (~15 on other data), k-means initial split,
+    # converged after 20 calm iterations, each generator's share floored at half the
+    # average for the classifier: an EM iteration in about
     # 0.3 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
     # chose each setting).
     "default": {},
@@ -171,14 +182,16 @@ PRESETS: dict[str, dict] = {
     # 30 generator steps per M-step, 50 classifier steps on plain generated
     # samples, sigma_t gone after ~15 iterations, 50 iterations, no time budget.
     "classic": dict(hidden=256, n_epoch=30, classifier_steps=50, sigma_decay=0.7, classifier_augment="none",
-                    samples_every=1, max_iter=50, time_budget=None),
+                    samples_every=1, max_iter=50, time_budget=None, patience=3,
+                    min_prior=0.1),
     # The reference implementation (eyounx/GANMM): weight clipping 0.01, RMSProp
     # 5e-5 for G, D and h, batch 50, 5 critic steps, 500 pretraining steps,
     # random initial split, real batches of 25/40/45/48 own points of 50.
     "paper": dict(init="random", loss="clip", clip=0.01, optimizer="rmsprop", lr=5e-5,
                   lr_classifier=5e-5, batch_size=50, n_critic=5, n_pretrain=500,
                   n_epoch=100, classifier_steps=100, classifier_batch=50,
-                  augment="proportional", hidden=256, classifier_augment="none", samples_every=1),
+                  augment="proportional", hidden=256, classifier_augment="none", samples_every=1,
+                  patience=3, min_prior=0.1),
 }
 
 
@@ -220,6 +233,8 @@ class GANMM(ClusterModel):
         self._X = torch.from_numpy(X).to(dev)  # (N, d), on the device once
         images01 = bool(X.min() >= 0.0 and X.max() <= 1.0 and d >= 16)
         self._side = image_side(X) if cfg.classifier_augment != "none" else None
+        self.sigma_decay_ = cfg.sigma_decay if cfg.sigma_decay is not None else (
+            0.99 if self._side is not None else 0.7)
         if cfg.classifier_augment == "affine" and self._side is None:
             raise ConfigError("classifier_augment 'affine' needs square images with values in [0, 1] "
                               f"(the data has {d} features); choose 'auto' or 'none'")
@@ -350,7 +365,7 @@ class GANMM(ClusterModel):
         cfg = self.config
         n, k = self._post.shape
         if cfg.augment == "topk":
-            self._sigma = int(math.floor(cfg.sigma0 * n / k * cfg.sigma_decay ** (iteration - 1)))
+            self._sigma = int(math.floor(cfg.sigma0 * n / k * self.sigma_decay_ ** (iteration - 1)))
         else:
             self._sigma = 0  # "proportional" borrows inside each real batch
         self._borrow(self._sigma)

@@ -210,6 +210,24 @@ def test_bad_settings_are_named():
         GANMM(time_budget=float("nan"))
     with pytest.raises(ConfigError, match="0..50"):
         GANMM(own_final=60)
+    with pytest.raises(ConfigError, match="sigma_decay"):
+        GANMM(sigma_decay=1.5)
+
+
+def test_borrowing_fades_slowly_on_images_and_fast_on_other_data(two_blobs):
+    # the default's automatic sigma_t decay: 0.99 where the classifier sees moved
+    # images, 0.7 on other data (where long borrowing empties clusters on 2-D sets)
+    images = np.random.default_rng(0).random((40, 64)).astype(np.float32)  # 8x8 in [0, 1]
+    X, _ = two_blobs
+    cases = [(images, {}, 0.99), (X, {}, 0.7), (images, dict(classifier_augment="none"), 0.7),
+             (X, dict(sigma_decay=0.9), 0.9)]
+    for data, over, decay in cases:
+        model = tiny(n_clusters=2, max_iter=3, tol=-1, **over)
+        sigmas = [s.extras["sigma"] for s in model.fit_iter(data)][1:]
+        assert model.sigma_decay_ == decay
+        assert sigmas == [int(np.floor(0.2 * len(data) / 2 * decay ** t)) for t in range(3)]
+    assert GANMMConfig.from_preset("classic").sigma_decay == 0.7
+    assert (GANMMConfig().patience, GANMMConfig.from_preset("classic").patience) == (20, 3)
 
 
 def test_too_few_rows_is_a_data_error():
