@@ -27,28 +27,26 @@ def make_model(name: str, *, preset: str | None = None, **settings: Any) -> Clus
     ``preset`` applies to the GAN mixtures only. Settings a model does not
     have raise :class:`ConfigError` naming them.
     """
-    cls = model_class(name)
-    from .mixture import GANMM, GANMMConfig
+    if name not in ("ganmm", "ganmm-em", "dec"):
+        settings.pop("device", None)  # the baselines run on the CPU (scikit-learn)
+    return model_class(name)(base_config(name, preset), **settings)
 
-    if issubclass(cls, GANMM):
-        return cls(GANMMConfig.from_preset(preset or "default"), **settings)
+
+def base_config(name: str, preset: str | None = None) -> Any:
+    """The settings a model starts from before a run's own: its preset's for the
+    GAN mixtures (default: "default"), the model's defaults for the others."""
+    cls = model_class(name)
+    if name in ("ganmm", "ganmm-em"):
+        return cls.config_class.from_preset(preset or "default")
     if preset not in (None, "default"):
         raise ConfigError(f"presets are for ganmm and ganmm-em; {name} has none")
-    if name != "dec":
-        settings.pop("device", None)  # the baselines run on the CPU (scikit-learn)
-    return cls(**settings)
+    return cls.config_class()
 
 
 def default_settings(name: str, preset: str | None = None) -> dict[str, Any]:
     """The iteration cap and time budget a model (under ``preset``, for the GAN
     mixtures) runs with when none is given."""
-    cls = model_class(name)
-    if name in ("ganmm", "ganmm-em"):
-        cfg = cls.config_class.from_preset(preset or "default")
-    elif preset not in (None, "default"):
-        raise ConfigError(f"presets are for ganmm and ganmm-em; {name} has none")
-    else:
-        cfg = cls.config_class()
+    cfg = base_config(name, preset)
     return {"max_iter": cfg.max_iter, "time_budget": cfg.time_budget}
 
 
