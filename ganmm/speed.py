@@ -35,6 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from .mixture import GANMM, GANMMConfig, denormals_flushed, resolve_device
+from .nets import MLPCritic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +169,10 @@ class LoopGANMM(GANMM):
         super()._build_networks(d, images01)
         k, cfg = self.config.n_clusters, self.config
         self._gens = [_One(self.G_.member(i)).to(self.device_) for i in range(k)]
-        self._crits = [_One(self.D_.member(i)).to(self.device_) for i in range(k)]
+        # MLP critics stay MLPCritic (of one) so that their gradient penalty takes the
+        # same closed-form path as the ensemble's; the others are plain members
+        self._crits = [(self.D_.single(i) if isinstance(self.D_, MLPCritic) else _One(self.D_.member(i)))
+                       .to(self.device_) for i in range(k)]
         self._opts_g = [self._optimizer(g.parameters(), cfg.lr) for g in self._gens]
         self._opts_d = [self._optimizer(c.parameters(), cfg.lr) for c in self._crits]
 
@@ -261,6 +265,27 @@ def step_rate(X: np.ndarray, bench: BenchConfig, hidden: int, batch: int, peak: 
             "peak_fraction": flops / seconds / 1e9 / peak}
 
 
+def penalty_paths(X: np.ndarray, bench: BenchConfig) -> dict:
+    """The GAN step with the gradient penalty's input gradient in closed form (the
+    default, ``MLPCritic.input_gradient``) and by ``autograd.grad``'s double
+    backward, side by side: two models of the same seed, timed in turns."""
+    dev = resolve_device(bench.device)
+    models = {"closed_form": _model(GANMM, X, bench.clusters, bench),
+              "double_backward": _model(GANMM, X, bench.clusters, bench)}
+    models["double_backward"].closed_form_penalty = False
+    times: dict[str, list[float]] = {name: [] for name in models}
+    n_steps = 5
+    for model in models.values():
+        model._train_gans(2)  # warm-up
+    for _ in range(bench.repeats):
+        for name, model in models.items():
+            times[name].append(_timed(lambda: model._train_gans(n_steps), dev) / n_steps)
+    out = {f"{name}_step_seconds": statistics.median(t) for name, t in times.items()}
+    out.update({f"{name}_step_gflop": step_flops(model) / 1e9 for name, model in models.items()})
+    out["speedup"] = out["double_backward_step_seconds"] / out["closed_form_step_seconds"]
+    return out
+
+
 def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bool) -> dict:
     """Iteration seconds of the batched ensemble (and of the loop when ``loop``);
     with ``detail``, also GAN-step GFLOP/s, the E-step's parts and peak memory."""
@@ -331,6 +356,8 @@ def _run_bench(bench: BenchConfig, dev: torch.device, say: Callable[[str], None]
         say(f"scaling: N={n} ...")
         row = main if n == len(X) else measure(grown_mnist(X, n), bench.clusters, bench, loop=False, detail=False)
         result["scaling_n"].append({"k": row["k"], "n": row["n"], "batched_seconds": row["batched_seconds"]})
+    say("gradient penalty: closed form vs double backward ...")
+    result["gradient_penalty"] = penalty_paths(X, bench)
     result["step_sizes"] = []
     for hidden, batch in bench.step_sizes:
         say(f"GAN step rate: width {hidden}, batch {batch} ...")
@@ -377,6 +404,14 @@ def markdown(result: dict) -> str:
             lines.append(f"| {row['k']} | {row['n']} | {row['batched_seconds']:.3f} | - |")
     if "k20_over_k5" in result:
         lines += ["", f"cost at K=20 / cost at K=5: {result['k20_over_k5']:.2f}"]
+    if "gradient_penalty" in result:
+        gp = result["gradient_penalty"]
+        lines += ["", "| GAN step, gradient penalty's input gradient | step | GFLOP |", "|---|---|---|",
+                  f"| closed form (default) | {gp['closed_form_step_seconds'] * 1e3:.1f} ms | "
+                  f"{gp['closed_form_step_gflop']:.2f} |",
+                  f"| double backward (autograd) | {gp['double_backward_step_seconds'] * 1e3:.1f} ms | "
+                  f"{gp['double_backward_step_gflop']:.2f} |",
+                  "", f"closed form speed-up: {gp['speedup']:.2f}x"]
     if result.get("step_sizes"):
         lines += ["", "| MLP width | batch | GAN step | GFLOP/s | peak fraction |", "|---|---|---|---|---|"]
         for row in result["step_sizes"]:

@@ -70,6 +70,37 @@ def test_members_are_independent():
         torch.testing.assert_close(a[1:], b[1:])
 
 
+def test_critic_input_gradient_is_the_autograd_gradient_with_the_same_weight_gradients():
+    """The gradient penalty's closed form gives what the double backward gives:
+    the same d score / d x, and the same gradients of the penalty in every weight."""
+    torch.manual_seed(0)
+    critic = MLPCritic(K, 6, 16, depth=3)
+    x = torch.randn(K, 32, 6)
+    closed = critic.input_gradient(x)
+    xr = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(critic(xr).sum(), xr, create_graph=True)
+    torch.testing.assert_close(closed, auto)
+    grads = []
+    for g in (closed, auto):
+        critic.zero_grad()
+        ((g.norm(dim=2) - 1) ** 2).mean(1).sum().backward(retain_graph=True)
+        grads.append([torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in critic.parameters()])
+    assert all(g.abs().sum() > 0 for g in grads[0][0::2])  # the penalty reaches every weight matrix
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_single_member_is_an_ensemble_of_one():
+    torch.manual_seed(0)
+    critic = MLPCritic(K, 5, 16)
+    x = torch.randn(K, B, 5)
+    for k in range(K):
+        one = critic.single(k)
+        torch.testing.assert_close(one(x[k:k + 1]), critic(x)[k:k + 1])
+        torch.testing.assert_close(one.input_gradient(x[k:k + 1]), critic.input_gradient(x)[k:k + 1])
+        assert all(p.data_ptr() != q.data_ptr() for p in one.parameters() for q in critic.parameters())
+
+
 def test_reset_parameters_is_seeded_and_leaves_global_rng_alone():
     nets = []
     for _ in range(2):
