@@ -273,7 +273,8 @@ def explain(frame: Frame, config: LessonConfig, previous: Frame | None = None) -
                 f"{borrow} **M-step.** Each GAN trains on its part (generator steps so far: "
                 f"{steps}). {sizes}")
     stall = " Nothing moves: hard EM with a capable model has stalled." if frame.moved == 0 else ""
-    return (f"**E-step.** Each point goes to the critic that scores it highest (no classifier, "
+    return (f"**E-step.** Each point goes to the critic that scores it highest, each critic's "
+            f"scores measured against its scores of all the points (no classifier, "
             f"no borrowing): {_moved(frame)}.{stall} **M-step.** Each GAN trains on its own "
             f"part only (generator steps so far: {steps}). {sizes}")
 

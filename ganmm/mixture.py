@@ -534,6 +534,13 @@ class GANMMEM(GANMM):
 
     Each point goes to the cluster whose critic scores it highest; then each GAN
     trains on its part. No classifier and no borrowing, so it stalls early.
+
+    A WGAN critic's score has no scale of its own: each critic is only ever asked
+    to rank its real part above its fakes, so one critic's scores can sit above
+    every other's on all points (then it takes nearly every point and the rest
+    starve). Each critic's scores are therefore standardised over the data at the
+    E-step (zero mean, unit spread per critic, :meth:`_calibrate`), and a point
+    goes to the critic that ranks it highest *relative to the whole data set*.
     """
 
     name = "ganmm-em"
@@ -541,7 +548,13 @@ class GANMMEM(GANMM):
     def _own_per_batch(self) -> int:
         return self.config.batch_size  # hard EM: a critic sees its own part only
 
+    def _initialize(self, X: np.ndarray) -> StepResult:
+        out = super()._initialize(X)
+        self._calibrate()
+        return out
+
     def _iterate(self, iteration: int) -> StepResult:
+        self._calibrate()
         self._post = self._posterior(self._X)
         a = self._post.argmax(dim=1)
         self._set_assignments(a)
@@ -550,13 +563,21 @@ class GANMMEM(GANMM):
         return StepResult(a.cpu().numpy(), losses, self._samples_of(iteration), {"gan_steps": self._gan_steps})
 
     @torch.no_grad()
-    def _posterior(self, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-        """Softmax over the K critics' scores (critic scores are not calibrated
-        across clusters: that is part of the ablation's point)."""
-        parts = []
-        for i in range(0, len(X), chunk):
-            x = X[i:i + chunk]
-            scores = self.D_(x.unsqueeze(0).expand(self.config.n_clusters, -1, -1))  # (K, n)
-            parts.append(F.softmax(scores.T, dim=1))
-        return torch.cat(parts)
+    def _scores(self, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """(N, K): every critic's raw score of every point."""
+        k = self.config.n_clusters
+        return torch.cat([self.D_(X[i:i + chunk].unsqueeze(0).expand(k, -1, -1)).T
+                          for i in range(0, len(X), chunk)])
 
+    @torch.no_grad()
+    def _calibrate(self) -> None:
+        """Each critic's mean and spread of its scores over the training data: the
+        E-step's scale until the next one."""
+        scores = self._scores(self._X)
+        self._score_loc = scores.mean(0)
+        self._score_scale = scores.std(0).clamp_min(1e-8) if len(scores) > 1 else torch.ones_like(self._score_loc)
+
+    @torch.no_grad()
+    def _posterior(self, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """Softmax over the K critics' standardised scores."""
+        return F.softmax((self._scores(X, chunk) - self._score_loc) / self._score_scale, dim=1)

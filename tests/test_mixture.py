@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from ganmm import mixture
 from ganmm.errors import ConfigError, DataError
@@ -189,6 +190,23 @@ def test_ganmm_em_never_borrows(two_blobs):
         model.fit(X)
         assert model._own_per_batch() == model.config.batch_size
         assert all(int(n) == 0 for n, c in zip(model._n_extra, model._counts) if c >= model.config.batch_size)
+
+
+def test_ganmm_em_critics_are_compared_on_one_scale(two_blobs):
+    """A critic whose scores all sit higher (a WGAN critic has no scale of its own)
+    must not take every point: the E-step ranks each critic's scores against its
+    own scores of the whole data set."""
+    X, _ = two_blobs
+    model = tiny(GANMMEM, n_clusters=2, max_iter=2, tol=-1).fit(X)
+    model._calibrate()  # on the critics as they are now
+    before = model.predict_proba(X)
+    assert np.bincount(before.argmax(1), minlength=2).min() > 0
+    with torch.no_grad():
+        model.D_.layers[-1].bias[0] += 100.0  # critic 0 now outscores critic 1 everywhere
+        model.D_.layers[-1].weight[1] *= 3.0  # and critic 1 speaks louder
+    model._calibrate()
+    after = model.predict_proba(X)
+    np.testing.assert_allclose(after, before, atol=1e-4)
 
 
 def test_paper_preset_on_fewer_points_than_a_batch():
