@@ -230,6 +230,10 @@ def test_bad_settings_are_named():
         GANMM(own_final=60)
     with pytest.raises(ConfigError, match="sigma_decay"):
         GANMM(sigma_decay=1.5)
+    with pytest.raises(ConfigError, match="posterior_average"):
+        GANMM(posterior_average=1.0)
+    with pytest.raises(ConfigError, match="feature_noise"):
+        GANMM(feature_noise=-0.1)
 
 
 def test_borrowing_fades_slowly_on_images_and_fast_on_other_data(two_blobs):
@@ -246,6 +250,48 @@ def test_borrowing_fades_slowly_on_images_and_fast_on_other_data(two_blobs):
         assert sigmas == [int(np.floor(0.2 * len(data) / 2 * decay ** t)) for t in range(3)]
     assert GANMMConfig.from_preset("classic").sigma_decay == 0.7
     assert (GANMMConfig().patience, GANMMConfig.from_preset("classic").patience) == (20, 3)
+
+
+def test_classifier_sees_noisy_points_on_feature_data_only(two_blobs):
+    """auto: moved images for images, Gaussian noise (0.2 of each feature's spread)
+    for data of 3 or more features, the points as they are in the plane."""
+    rng = np.random.default_rng(0)
+    images = rng.random((40, 64)).astype(np.float32)
+    codes = (rng.normal(size=(60, 4)) * [1.0, 5.0, 0.1, 0.0]).astype(np.float32)
+    X, _ = two_blobs
+    for data, over, kind, average in [(images, {}, "affine", 0.0), (codes, {}, "noise", 0.9), (X, {}, "none", 0.0),
+                                      (codes, dict(classifier_augment="none"), "none", 0.0),
+                                      (X, dict(classifier_augment="noise", posterior_average=0.5), "noise", 0.5)]:
+        model = tiny(n_clusters=2, max_iter=1, tol=-1, **over).fit(data)
+        assert (model.classifier_augment_, model.posterior_average_) == (kind, average)
+    model = tiny(n_clusters=2, max_iter=1, tol=-1).fit(codes)
+    zeros = torch.zeros(20000, 4)
+    spread = model._classifier_view(zeros).std(0).numpy()
+    np.testing.assert_allclose(spread, 0.2 * codes.std(0), rtol=0.05, atol=1e-6)
+    assert (tiny(n_clusters=2, max_iter=1, tol=-1).fit(X)._classifier_view(zeros[:, :2]) == 0).all()
+
+
+def test_points_are_assigned_by_the_running_average_of_the_posterior():
+    """hbar_t = a * hbar_(t-1) + (1 - a) * h_t assigns the points; h_1 alone at first."""
+    X = np.random.default_rng(0).normal(size=(80, 3)).astype(np.float32)
+    model = tiny(n_clusters=2, max_iter=4, tol=-1, posterior_average=0.6)
+    seen = []
+    posterior = model._posterior
+
+    def recording(x, *args, **kwargs):
+        out = posterior(x, *args, **kwargs)
+        seen.append(out.clone())
+        return out
+
+    model._posterior = recording
+    snaps = list(model.fit_iter(X))
+    average = seen[0]
+    torch.testing.assert_close(seen[0].argmax(1).numpy(), snaps[1].assignments)
+    for h, snap in zip(seen[1:], snaps[2:]):
+        average = 0.6 * average + 0.4 * h
+        np.testing.assert_array_equal(average.argmax(1).numpy(), snap.assignments)
+    torch.testing.assert_close(model._post, average)
+    assert not torch.allclose(average, seen[-1])  # the average is not just the last h
 
 
 def test_too_few_rows_is_a_data_error():
