@@ -123,7 +123,9 @@ class MLPCritic(_BatchedMLP):
                 h = self.act(h)
         g = self.layers[-1].weight.transpose(1, 2).expand(-1, x.shape[1], -1)  # (K, B, hidden)
         for layer, slope in zip(reversed(self.layers[:-1]), reversed(slopes)):
-            g = torch.bmm(g * slope, layer.weight.transpose(1, 2))
+            # W (g s)^T, transposed back: the weight's gradient then comes out in the
+            # weight's own layout, and adds to the loss's gradient without a copy
+            g = torch.bmm(layer.weight, (g * slope).transpose(1, 2)).transpose(1, 2)
         return g
 
     def member(self, k: int) -> nn.Sequential:
