@@ -100,8 +100,13 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
         """(n) => { const m = document.body.innerText.match(/iteration (\\d+) of at most/);
                     return m && Number(m[1]) >= n; }""", arg=first + 2, timeout=90_000)
     assert iteration_shown(main) >= first + 2
-    wait_for_charts(page)
-    assert sizes_chart.inner_html() != before  # the sizes-per-iteration chart grew
+    # the sizes-per-iteration chart grows too (it may draw a moment after the caption)
+    for _ in range(60):
+        wait_for_charts(page)
+        if sizes_chart.inner_html() != before:
+            break
+        page.wait_for_timeout(500)
+    assert sizes_chart.inner_html() != before
     assert main.locator('[data-testid="stPlotlyChart"]').count() >= 6
     wait_for_charts(page)
     screenshot(page, "train")
