@@ -7,9 +7,11 @@ Everything is measured in one process, side by side, on the same machine:
   loop over K separate networks of the same architecture taking the same
   steps (:class:`LoopGANMM`), and their ratio;
 - the FLOPs of one GAN training step (counted by ``torch.utils.flop_counter``
-  on the real step: forward, backward and the gradient penalty's double
-  backward), the GFLOP/s achieved during the M-step, and that against the
-  machine's dense matmul peak measured at the same precision;
+  on the real step: forward, backward and the gradient penalty), the GFLOP/s
+  achieved during the M-step, and that against the machine's dense matmul
+  peak measured at the same precision;
+- the GAN step with the gradient penalty's input gradient in closed form (the
+  default for the MLP critics) against autograd's double backward;
 - the E-step: training the classifier, and assigning every point;
 - peak memory;
 - how the iteration time grows with K (2, 5, 10, 20) and with N (1k, 5k, 20k:
