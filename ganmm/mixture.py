@@ -587,8 +587,8 @@ class GANMMEM(GANMM):
         return out
 
     def _iterate(self, iteration: int) -> StepResult:
-        self._calibrate()
-        self._post = self._posterior(self._X)
+        scores = self._calibrate()  # one pass of the critics: the scale and the E-step
+        self._post = F.softmax((scores - self._score_loc) / self._score_scale, dim=1)
         a = self._post.argmax(dim=1)
         self._set_assignments(a)
         self._borrow(0)  # only tops up parts too small for a batch
@@ -603,12 +603,13 @@ class GANMMEM(GANMM):
                           for i in range(0, len(X), chunk)])
 
     @torch.no_grad()
-    def _calibrate(self) -> None:
+    def _calibrate(self) -> torch.Tensor:
         """Each critic's mean and spread of its scores over the training data: the
-        E-step's scale until the next one."""
+        E-step's scale until the next one. Returns those scores, (N, K)."""
         scores = self._scores(self._X)
         self._score_loc = scores.mean(0)
         self._score_scale = scores.std(0).clamp_min(1e-8) if len(scores) > 1 else torch.ones_like(self._score_loc)
+        return scores
 
     @torch.no_grad()
     def _posterior(self, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:

@@ -113,8 +113,9 @@ class MLPCritic(_BatchedMLP):
         needs no graph, and the gradient penalty's backward runs through the
         weights only. ``torch.autograd.grad(..., create_graph=True)`` gives the
         same values and the same weight gradients, but also carries the zero
-        derivative of the slopes back through the whole forward pass: a third
-        more matmuls per critic update, all multiplying zeros."""
+        derivative of the slopes back through the whole forward pass: on mnist5k,
+        K=10, 5.98 instead of 5.09 GFLOP per GAN step, the difference all
+        multiplying zeros (``python -m ganmm bench``)."""
         with torch.no_grad():
             slopes, h = [], x
             for layer in self.layers[:-1]:
