@@ -183,6 +183,55 @@ def test_proportional_batches_mix_own_and_other_points(two_blobs):
         assert all(own[:40]) and not any(own[40:])
 
 
+def test_closed_form_critic_step_is_autograds_step(two_blobs):
+    """The critic update with its gradients by hand moves the critics where the
+    update through autograd (double backward for the penalty) moves them."""
+    X, _ = two_blobs
+    models = []
+    for closed in (True, False):
+        model = tiny(n_clusters=2, seed=3, n_pretrain=0)
+        model.closed_form_critic = closed
+        model._initialize(X)
+        models.append(model)
+    batches = []
+    for m in models:  # the same draws from the same seed
+        with torch.no_grad():
+            batches.append((m._X[m._real_batch()], m._generate(m.config.batch_size)))
+    for a, b in zip(*batches):
+        assert torch.equal(a, b)
+    before = [p.detach().clone() for p in models[0].D_.parameters()]
+    out = [m._critic_step(m.D_, m._opt_d, *batch) for m, batch in zip(models, batches)]
+    for a, b in zip(*out):  # the loss and the Wasserstein estimate
+        torch.testing.assert_close(a, b)
+    moved = []
+    for p, q, p0 in zip(models[0].D_.parameters(), models[1].D_.parameters(), before):
+        torch.testing.assert_close(p, q)
+        moved.append(not torch.equal(p, p0))
+    assert all(moved[:-1]) and not moved[-1]  # all but the last bias, whose gradient is 0 either way
+
+
+def test_generator_step_computes_no_critic_gradient(two_blobs):
+    """The generator update needs d loss / d generator weights only: the critics'
+    weight gradients are left alone, and the generators' are autograd's."""
+    X, _ = two_blobs
+    model = tiny(n_clusters=2, n_pretrain=0)
+    model._initialize(X)
+    for p in model.D_.parameters():
+        p.grad = None
+    state = model._g.get_state()
+    params = list(model.G_.parameters())
+    loss = -model.D_(model._generate(model.config.batch_size)).mean(1).sum()
+    expected = torch.autograd.grad(loss, params)
+    model._g.set_state(state)
+    before = [p.detach().clone() for p in params]
+    model._opt_g.step = lambda: None  # keep the weights, to compare the gradients
+    model._generator_step(model.G_, model.D_, model._opt_g)
+    assert all(p.grad is None for p in model.D_.parameters())
+    for p, g, b in zip(params, expected, before):
+        torch.testing.assert_close(p.grad, g)
+        assert torch.equal(p, b)
+
+
 def test_ganmm_em_never_borrows(two_blobs):
     X, _ = two_blobs
     for preset in ("default", "paper"):
