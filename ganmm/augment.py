@@ -42,5 +42,20 @@ def random_affine(x: torch.Tensor, side: int, *, rotation: float, shift: float, 
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift], 1),
                          torch.stack([sin, cos, u[:, 3] * shift], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta, [b, 1, side, side], align_corners=False)
+    grid = affine_grid(theta, side)
     return F.grid_sample(x.reshape(b, 1, side, side), grid, align_corners=False).reshape(b, -1)
+
+
+def affine_grid(theta: torch.Tensor, side: int) -> torch.Tensor:
+    """``F.affine_grid(theta, [B, 1, side, side], align_corners=False)``, as one
+    matrix product of the (B*2, 3) moves with the (3, side*side) pixel centres.
+
+    PyTorch's version fills a (B, side, side, 3) grid of pixel centres for every
+    image and multiplies B tiny matrices: on 640 images of 28x28 (one classifier
+    step on mnist5k, K=10) it took 1.4 ms of a 9.4 ms step, this 0.4 ms."""
+    b = theta.shape[0]
+    centres = (torch.arange(side, device=theta.device, dtype=theta.dtype) * 2 + 1) / side - 1
+    ys, xs = torch.meshgrid(centres, centres, indexing="ij")
+    pixels = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)])  # (3, side*side)
+    grid = torch.mm(theta.reshape(b * 2, 3), pixels)  # (B*2, side*side): x' rows, then y' rows
+    return grid.reshape(b, 2, side, side).permute(0, 2, 3, 1)  # (B, side, side, 2)

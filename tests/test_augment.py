@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from ganmm.augment import image_side, random_affine
+from ganmm.augment import affine_grid, image_side, random_affine
 from ganmm.errors import ConfigError
 from ganmm.mixture import GANMM, GANMMConfig
 
@@ -30,6 +31,13 @@ def _centre(flat, side=28):
     r, c = torch.meshgrid(torch.arange(side, dtype=torch.float32), torch.arange(side, dtype=torch.float32),
                           indexing="ij")
     return float((img * r).sum() / img.sum()), float((img * c).sum() / img.sum())
+
+
+@pytest.mark.parametrize("side", [8, 28])
+def test_affine_grid_is_pytorchs(side):
+    theta = torch.randn(7, 2, 3, generator=torch.Generator().manual_seed(side))
+    torch.testing.assert_close(affine_grid(theta, side),
+                               F.affine_grid(theta, [7, 1, side, side], align_corners=False))
 
 
 def test_no_move_is_the_identity():
