@@ -196,7 +196,7 @@ PRESETS: dict[str, dict] = {
     # fading over ~450 iterations (~15 on other data), k-means initial split,
     # converged after 20 calm iterations, each generator's share floored at half the
     # average for the classifier: an EM iteration in about
-    # 0.3 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
+    # 0.25 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
     # chose each setting).
     "default": {},
     # The default preset before the quality work (kept to compare with): width 256,
@@ -475,13 +475,15 @@ class GANMM(ClusterModel):
         cfg = self.config
         sums = torch.zeros(3, device=self.device_)
         done = 0
+        k, b = cfg.n_clusters, cfg.batch_size
+        rows = torch.empty(k * b, self._X.shape[1], device=self.device_)  # each real batch lands here
         for _ in range(n_steps):
             if self._past_deadline():  # the time budget ends a long M-step early
                 break
             # (one draw of real batches and samples for all n_critic updates, sliced,
             # measured 4-7% slower per GAN step: the slices are not contiguous)
             for _ in range(cfg.n_critic):
-                real = self._X[self._real_batch()]  # (K, B, d)
+                real = torch.index_select(self._X, 0, self._real_batch().view(-1), out=rows).view(k, b, -1)
                 with torch.no_grad():
                     fake = self._generate(cfg.batch_size)  # (K, B, d)
                 critic_loss, w_dist = self._critic_step(self.D_, self._opt_d, real, fake)

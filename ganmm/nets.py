@@ -64,7 +64,9 @@ class _BatchedMLP(nn.Module):
             x = layer(x)
             if i < len(self.layers) - 1:
                 x = self.act(x)
-        return torch.sigmoid(x) if self.out_act == "sigmoid" else x
+        if self.out_act != "sigmoid":
+            return x
+        return torch.sigmoid(x) if torch.is_grad_enabled() else x.sigmoid_()  # no graph: in place
 
     def single(self, k: int) -> "_BatchedMLP":
         """Member ``k`` as an ensemble of one: the same class (and methods), its
