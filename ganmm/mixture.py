@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .base import BaseConfig, ClusterModel, StepResult
 from .errors import ConfigError
 from .augment import image_side, random_affine
-from .nets import Classifier, build_gans, reset_parameters
+from .nets import Classifier, MLPCritic, MLPGenerator, build_gans, generator_gradients, reset_parameters
 
 
 @contextlib.contextmanager
@@ -239,10 +239,11 @@ class GANMM(ClusterModel):
     config_class = GANMMConfig
     name = "ganmm"
     config: GANMMConfig
-    closed_form_critic = True
-    """compute the WGAN-GP critic step's gradients by hand where the critics offer
-    it (``MLPCritic.wgan_gp_gradients``); False: autograd, with the gradient
-    penalty's double backward (the benchmark measures both)"""
+    closed_form_gradients = True
+    """compute the GAN steps' gradients by hand where the networks are the MLP
+    family (``ganmm.nets``: ``MLPCritic.wgan_gp_gradients`` for the critic step,
+    ``generator_gradients`` for the generator step); False: autograd, with the
+    gradient penalty's double backward (the benchmark measures both)"""
 
     # ------------------------------------------------------------------ set-up
     def _step_scope(self) -> contextlib.AbstractContextManager:
@@ -507,7 +508,7 @@ class GANMM(ClusterModel):
         Returns the summed critic loss and Wasserstein estimate (detached)."""
         cfg = self.config
         k, b = real.shape[:2]
-        if cfg.loss == "gp" and self.closed_form_critic and hasattr(D, "wgan_gp_gradients"):  # MLP critics
+        if cfg.loss == "gp" and self.closed_form_gradients and isinstance(D, MLPCritic):
             t = torch.rand(k, b, 1, generator=self._g, device=self.device_)
             loss, w_dist = D.wgan_gp_gradients(real, fake, t, cfg.gp_weight)
             opt.step()
@@ -530,6 +531,11 @@ class GANMM(ClusterModel):
                         opt: torch.optim.Optimizer) -> torch.Tensor:
         """One generator update of an ensemble of k GANs; the summed loss (detached)."""
         k = getattr(G, "k", self.config.n_clusters)
+        if self.closed_form_gradients and isinstance(G, MLPGenerator) and isinstance(D, MLPCritic):
+            z = torch.randn(k, self.config.batch_size, self.config.z_dim, generator=self._g, device=self.device_)
+            loss = generator_gradients(G, D, z)
+            opt.step()
+            return loss
         loss = -D(self._generate(self.config.batch_size, G=G, k=k)).mean(1).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward(inputs=list(G.parameters()))  # the critics' weight gradients are not needed

@@ -128,8 +128,8 @@ class MLPCritic(_BatchedMLP):
           are the same interpolation of the real and fake rows' ones: the
           interpolates themselves are never formed;
         - each weight's gradient from the loss and from the penalty add into one
-          buffer, and the generator step, which needs no critic gradient, does
-          not compute one (``GANMM._generator_step``).
+          buffer, last step's (the generator step, which needs no critic
+          gradient, computes none: :func:`generator_gradients`).
 
         On mnist5k, K=10, a GAN step costs 4.55 GFLOP this way and 5.83 through
         autograd, and takes 1.5x less time (``python -m ganmm bench``)."""
@@ -171,8 +171,7 @@ class MLPCritic(_BatchedMLP):
         delta = slope(sign * W[-1].transpose(1, 2), pres[-1][:, :2 * b])  # d loss / d last pre-activation
         for i in range(len(layers) - 2, -1, -1):
             grads_b[i] = delta.sum(1, keepdim=True)
-            old = layers[i].weight.grad
-            buf = old if old is not None and old.shape == layers[i].weight.shape else None
+            buf = _reuse(layers[i].weight)
             if i == 0:
                 grads_w[0] = torch.bmm(real.transpose(1, 2), delta[:, :b], out=buf)
                 grads_w[0].baddbmm_(fake.transpose(1, 2), delta[:, b:])
@@ -194,6 +193,54 @@ class MLPCritic(_BatchedMLP):
 
     def member(self, k: int) -> nn.Sequential:
         return nn.Sequential(*super().member(k), nn.Flatten(0))
+
+
+def _reuse(param: torch.Tensor) -> torch.Tensor | None:
+    """``param``'s gradient buffer from the step before, to write the new one into
+    (a fresh 4 MB tensor per step costs measurably more), or None."""
+    old = param.grad
+    return old if old is not None and old.shape == param.shape else None
+
+
+@torch.no_grad()
+def generator_gradients(G: MLPGenerator, D: MLPCritic, z: torch.Tensor) -> torch.Tensor:
+    """The WGAN generator loss ``-mean D(G(z))`` of every GAN, summed over the K,
+    and its gradient in every generator weight, by hand (sets ``.grad``; the
+    critics' weights get none, as the update does not need them).
+
+    What ``loss.backward()`` through the two networks gives (a test compares
+    them), without the graph: d loss / d x runs back through the critic's
+    weights and slopes, then through the generator, whose weights' gradients
+    are written into last step's buffers."""
+    b = z.shape[1]
+    neg = D.act.negative_slope
+    inputs, h = [], z  # each generator layer's input
+    for i, layer in enumerate(G.layers):
+        inputs.append(h)
+        h = torch.baddbmm(layer.bias, h, layer.weight)
+        if i < len(G.layers) - 1:
+            h = h.relu_()
+    x = h.sigmoid_() if G.out_act == "sigmoid" else h  # (K, B, d)
+    pres, c = [], x  # the critic's hidden pre-activations
+    for layer in D.layers[:-1]:
+        pres.append(torch.baddbmm(layer.bias, c, layer.weight))
+        c = F.leaky_relu(pres[-1], neg)
+    loss = -torch.baddbmm(D.layers[-1].bias, c, D.layers[-1].weight).mean((1, 2)).sum()
+    # d loss / d x, through the critic
+    g = (D.layers[-1].weight.transpose(1, 2) * (-1.0 / b)).expand(-1, b, -1)  # d loss / d last hidden
+    for i in range(len(D.layers) - 2, -1, -1):
+        g = torch.ops.aten.leaky_relu_backward(g, pres[i], neg, False)
+        g = torch.bmm(g, D.layers[i].weight.transpose(1, 2))
+    if G.out_act == "sigmoid":
+        g = torch.ops.aten.sigmoid_backward(g, x)
+    # through the generator
+    for i in range(len(G.layers) - 1, -1, -1):
+        layer = G.layers[i]
+        layer.weight.grad = torch.bmm(inputs[i].transpose(1, 2), g, out=_reuse(layer.weight))
+        layer.bias.grad = g.sum(1, keepdim=True)
+        if i > 0:  # inputs[i] is the ReLU's output: it passes where it is above 0
+            g = torch.ops.aten.threshold_backward(torch.bmm(g, layer.weight.transpose(1, 2)), inputs[i], 0)
+    return loss
 
 
 class _Unflatten(nn.Module):

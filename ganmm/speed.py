@@ -10,9 +10,9 @@ Everything is measured in one process, side by side, on the same machine:
   on the real step: forward, backward and the gradient penalty), the GFLOP/s
   achieved during the M-step, and that against the machine's dense matmul
   peak measured at the same precision;
-- the GAN step with the critic's gradients in closed form (the default for
-  the MLP critics, ``MLPCritic.wgan_gp_gradients``) against autograd with the
-  gradient penalty's double backward;
+- the GAN step with its gradients in closed form (the default for the MLP
+  family: ``MLPCritic.wgan_gp_gradients``, ``nets.generator_gradients``)
+  against autograd, with the gradient penalty's double backward;
 - the E-step: training the classifier, and assigning every point;
 - peak memory;
 - how the iteration time grows with K (2, 5, 10, 20) and with N (1k, 5k, 20k:
@@ -38,7 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from .mixture import GANMM, GANMMConfig, denormals_flushed, resolve_device
-from .nets import MLPCritic
+from .nets import MLPCritic, MLPGenerator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,9 +171,11 @@ class LoopGANMM(GANMM):
     def _build_networks(self, d: int, images01: bool) -> None:
         super()._build_networks(d, images01)
         k, cfg = self.config.n_clusters, self.config
-        self._gens = [_One(self.G_.member(i)).to(self.device_) for i in range(k)]
-        # MLP critics stay MLPCritic (of one) so that their gradients take the same
-        # closed-form path as the ensemble's; the others are plain members
+        # MLP networks stay MLPGenerator / MLPCritic (ensembles of one) so that their
+        # gradients take the same closed-form path as the ensemble's; the others are
+        # plain members
+        self._gens = [(self.G_.single(i) if isinstance(self.G_, MLPGenerator) else _One(self.G_.member(i)))
+                      .to(self.device_) for i in range(k)]
         self._crits = [(self.D_.single(i) if isinstance(self.D_, MLPCritic) else _One(self.D_.member(i)))
                        .to(self.device_) for i in range(k)]
         self._opts_g = [self._optimizer(g.parameters(), cfg.lr) for g in self._gens]
@@ -275,14 +277,14 @@ def step_rate(X: np.ndarray, bench: BenchConfig, hidden: int, batch: int, peak: 
             "peak_fraction": flops / seconds / 1e9 / peak}
 
 
-def critic_paths(X: np.ndarray, bench: BenchConfig) -> dict:
-    """The GAN step with the critic's gradients in closed form (the default,
-    ``MLPCritic.wgan_gp_gradients``) and by autograd, the penalty by a double
-    backward, side by side: two models of the same seed, timed in turns."""
+def gradient_paths(X: np.ndarray, bench: BenchConfig) -> dict:
+    """The GAN step with its gradients in closed form (the default for the MLP
+    family) and by autograd, the penalty by a double backward, side by side:
+    two models of the same seed, timed in turns."""
     dev = resolve_device(bench.device)
     models = {"closed_form": _model(GANMM, X, bench.clusters, bench),
               "autograd": _model(GANMM, X, bench.clusters, bench)}
-    models["autograd"].closed_form_critic = False
+    models["autograd"].closed_form_gradients = False
     times: dict[str, list[float]] = {name: [] for name in models}
     n_steps = 5
     for model in models.values():
@@ -366,8 +368,8 @@ def _run_bench(bench: BenchConfig, dev: torch.device, say: Callable[[str], None]
         say(f"scaling: N={n} ...")
         row = main if n == len(X) else measure(grown_mnist(X, n), bench.clusters, bench, loop=False, detail=False)
         result["scaling_n"].append({"k": row["k"], "n": row["n"], "batched_seconds": row["batched_seconds"]})
-    say("critic gradients: closed form vs autograd ...")
-    result["critic_gradients"] = critic_paths(X, bench)
+    say("GAN step gradients: closed form vs autograd ...")
+    result["gradients"] = gradient_paths(X, bench)
     result["step_sizes"] = []
     for hidden, batch in bench.step_sizes:
         say(f"GAN step rate: width {hidden}, batch {batch} ...")
@@ -414,9 +416,9 @@ def markdown(result: dict) -> str:
             lines.append(f"| {row['k']} | {row['n']} | {row['batched_seconds']:.3f} | - |")
     if "k20_over_k5" in result:
         lines += ["", f"cost at K=20 / cost at K=5: {result['k20_over_k5']:.2f}"]
-    if "critic_gradients" in result:
-        gp = result["critic_gradients"]
-        lines += ["", "| GAN step, the critic's gradients | step | GFLOP |", "|---|---|---|",
+    if "gradients" in result:
+        gp = result["gradients"]
+        lines += ["", "| GAN step, gradients | step | GFLOP |", "|---|---|---|",
                   f"| closed form (default) | {gp['closed_form_step_seconds'] * 1e3:.1f} ms | "
                   f"{gp['closed_form_step_gflop']:.2f} |",
                   f"| autograd (penalty by double backward) | {gp['autograd_step_seconds'] * 1e3:.1f} ms | "

@@ -190,7 +190,7 @@ def test_closed_form_critic_step_is_autograds_step(two_blobs):
     models = []
     for closed in (True, False):
         model = tiny(n_clusters=2, seed=3, n_pretrain=0)
-        model.closed_form_critic = closed
+        model.closed_form_gradients = closed
         model._initialize(X)
         models.append(model)
     batches = []

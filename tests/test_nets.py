@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from ganmm.nets import Classifier, ConvCritic, ConvGenerator, MLPCritic, MLPGenerator, reset_parameters
+from ganmm.nets import (Classifier, ConvCritic, ConvGenerator, MLPCritic, MLPGenerator, generator_gradients,
+                        reset_parameters)
 
 K, B, Z = 3, 4, 8
 
@@ -103,6 +104,26 @@ def test_critic_gradients_by_hand_are_autograds(depth):
     _, plain = _autograd_wgan_gp(critic, real, fake, t, 0.0)
     for g, q in list(zip(grads, plain))[0::2]:
         assert not torch.allclose(g, q)
+
+
+@pytest.mark.parametrize("sigmoid,depth", [(True, 2), (False, 1), (False, 3)])
+def test_generator_gradients_by_hand_are_autograds(sigmoid, depth):
+    """The generator step's hand-written backward gives autograd's loss and
+    generator gradients, and leaves the critics' gradients alone."""
+    torch.manual_seed(depth)
+    gen = MLPGenerator(K, 4, 6, 16, depth=depth, sigmoid=sigmoid)
+    critic = MLPCritic(K, 6, 16, depth=depth)
+    z = torch.randn(K, 32, 4)
+    loss = -critic(gen(z)).mean(1).sum()
+    expected = torch.autograd.grad(loss, list(gen.parameters()))
+    got = generator_gradients(gen, critic, z)
+    torch.testing.assert_close(got, loss.detach())
+    for p, g in zip(gen.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+    assert all(p.grad is None for p in critic.parameters())
+    generator_gradients(gen, critic, z)  # again, into the same buffers
+    for p, g in zip(gen.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
 
 
 def test_single_member_is_an_ensemble_of_one():

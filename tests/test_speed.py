@@ -77,7 +77,7 @@ def test_bench_quick_reports_what_the_readme_quotes(tmp_path):
     assert [row["k"] for row in r["scaling_k"]] == [2, 10]
     assert [row["n"] for row in r["scaling_n"]] == [1000, 5000]
     assert all(row["batched_seconds"] > 0 for row in r["scaling_k"] + r["scaling_n"])
-    gp = r["critic_gradients"]  # the same step both ways; the closed form skips work autograd does
+    gp = r["gradients"]  # the same step both ways; the closed form skips work autograd does
     assert gp["speedup"] == pytest.approx(gp["autograd_step_seconds"] / gp["closed_form_step_seconds"])
     assert 0 < gp["closed_form_step_gflop"] < gp["autograd_step_gflop"]
     assert gp["closed_form_step_gflop"] == pytest.approx(r["step_gflop"])
