@@ -163,7 +163,8 @@ class MLPCritic(_BatchedMLP):
         penalty = ((norm - 1) ** 2).mean(1).sum()
         gamma = g.mul_(gp_weight * 2.0 / b * (norm - 1) / norm.clamp_min(1e-12))  # d loss / d g, in g's place
         # backward of mean D(fake) - mean D(real): d loss / d score = -1/B, +1/B
-        sign = torch.cat([torch.full((b, 1), -1.0 / b), torch.full((b, 1), 1.0 / b)]).to(real)
+        sign = torch.full((2 * b, 1), 1.0 / b, device=real.device, dtype=real.dtype)
+        sign[:b] = -1.0 / b  # made where the data lie: no copy from the host in the loop
         grads_w: list[torch.Tensor] = [torch.empty(0)] * len(layers)
         grads_b: list[torch.Tensor] = [torch.empty(0)] * len(layers)
         grads_w[-1] = (top[:, b:].mean(1) - top[:, :b].mean(1)).unsqueeze(-1)  # (K, h_last, 1)
