@@ -132,7 +132,7 @@ class MLPCritic(_BatchedMLP):
           gradient, computes none: :func:`generator_gradients`).
 
         On mnist5k, K=10, a GAN step costs 4.55 GFLOP this way and 5.83 through
-        autograd, and takes 1.5x less time (``python -m ganmm bench``)."""
+        autograd, and takes about 1.6x less time (``python -m ganmm bench``)."""
         layers, neg = self.layers, self.act.negative_slope
         W = [layer.weight for layer in layers]  # (K, d_in, d_out)
 
