@@ -477,7 +477,7 @@ class GANMM(ClusterModel):
         sums = torch.zeros(3, device=self.device_)
         done = 0
         k, b = cfg.n_clusters, cfg.batch_size
-        rows = torch.empty(k * b, self._X.shape[1], device=self.device_)  # each real batch lands here
+        rows = torch.empty(k * b, self._X.shape[1], dtype=self._X.dtype, device=self.device_)  # real batches
         for _ in range(n_steps):
             if self._past_deadline():  # the time budget ends a long M-step early
                 break

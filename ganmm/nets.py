@@ -101,6 +101,8 @@ class MLPCritic(_BatchedMLP):
     """K critics ``x (K, B, d) -> score (K, B)``."""
 
     def __init__(self, k: int, d: int, hidden: int, depth: int = 2):
+        if depth < 1:
+            raise ValueError(f"a critic needs at least one hidden layer, got depth {depth}")
         super().__init__(k, [d] + [hidden] * depth + [1], "lrelu", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +163,8 @@ class MLPCritic(_BatchedMLP):
         g = torch.bmm(u[0], W[0].transpose(1, 2))  # (K, B, d)
         norm = torch.linalg.vector_norm(g, dim=2, keepdim=True)  # (K, B, 1)
         penalty = ((norm - 1) ** 2).mean(1).sum()
-        gamma = g.mul_(gp_weight * 2.0 / b * (norm - 1) / norm.clamp_min(1e-12))  # d loss / d g, in g's place
+        unit = torch.where(norm > 0, (norm - 1) / norm, 0.0)  # at |g| = 0 autograd's norm gives 0 too
+        gamma = g.mul_(gp_weight * 2.0 / b * unit)  # d loss / d g, in g's place
         # backward of mean D(fake) - mean D(real): d loss / d score = -1/B, +1/B
         sign = torch.full((2 * b, 1), 1.0 / b, device=real.device, dtype=real.dtype)
         sign[:b] = -1.0 / b  # made where the data lie: no copy from the host in the loop
@@ -198,7 +201,9 @@ class MLPCritic(_BatchedMLP):
 
 def _reuse(param: torch.Tensor) -> torch.Tensor | None:
     """``param``'s gradient buffer from the step before, to write the new one into
-    (a fresh 4 MB tensor per step costs measurably more), or None."""
+    (a fresh 4 MB tensor per step costs measurably more), or None. So the
+    hand-written steps overwrite ``.grad`` in place: a reference to it kept
+    from one step to the next sees the new values."""
     old = param.grad
     return old if old is not None and old.shape == param.shape else None
 

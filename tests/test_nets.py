@@ -106,6 +106,25 @@ def test_critic_gradients_by_hand_are_autograds(depth):
         assert not torch.allclose(g, q)
 
 
+def test_critic_gradients_by_hand_where_the_input_gradient_vanishes():
+    """A critic whose output weights are zero has zero input gradient everywhere:
+    the penalty is then 1 per critic and, as through autograd's norm, moves no
+    weight (no NaN from 0 / 0); the Wasserstein term moves the last layer."""
+    torch.manual_seed(0)
+    critic = MLPCritic(K, 6, 16)
+    with torch.no_grad():
+        critic.layers[-1].weight.zero_()
+    real, fake, t = torch.randn(K, 8, 6), torch.randn(K, 8, 6), torch.rand(K, 8, 1)
+    loss, grads = _autograd_wgan_gp(critic, real, fake, t, 10.0)
+    got, _ = critic.wgan_gp_gradients(real, fake, t, 10.0)
+    torch.testing.assert_close(got, loss)
+    for p, g in zip(critic.parameters(), grads):
+        assert torch.isfinite(p.grad).all()
+        torch.testing.assert_close(p.grad, g)
+    with pytest.raises(ValueError, match="hidden layer"):
+        MLPCritic(K, 6, 16, depth=0)
+
+
 @pytest.mark.parametrize("sigmoid,depth", [(True, 2), (False, 1), (False, 3)])
 def test_generator_gradients_by_hand_are_autograds(sigmoid, depth):
     """The generator step's hand-written backward gives autograd's loss and
