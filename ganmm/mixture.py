@@ -272,7 +272,7 @@ class GANMM(ClusterModel):
         self.posterior_average_ = cfg.posterior_average if cfg.posterior_average is not None else (
             0.9 if self.classifier_augment_ == "noise" else 0.0)
         self._build_networks(d, images01)
-        self._z_fixed = torch.randn(k, cfg.n_snapshot_samples, cfg.z_dim, generator=self._g, device=dev)
+        self._z_fixed = self._noise(k, cfg.n_snapshot_samples)
         self._gan_steps = 0  # generator steps so far
         self._em_steps: int | None = None  # generator steps since EM began (None: pretraining)
         self._sigma = 0
@@ -342,13 +342,15 @@ class GANMM(ClusterModel):
         p = torch.clamp(p, min=self.config.min_prior / k)
         return p / p.sum()
 
+    def _noise(self, k: int, n: int) -> torch.Tensor:
+        """Generator inputs: ``n`` draws of z for each of ``k`` generators, (k, n, z_dim)."""
+        return torch.randn(k, n, self.config.z_dim, generator=self._g, device=self.device_)
+
     def _generate(self, n: int, z: torch.Tensor | None = None, *, G: torch.nn.Module | None = None,
                   k: int | None = None) -> torch.Tensor:
         """``n`` samples of each of the ``k`` generators of ``G`` (default: all K), (k, n, d)."""
         k = self.config.n_clusters if k is None else k
-        if z is None:
-            z = torch.randn(k, n, self.config.z_dim, generator=self._g, device=self.device_)
-        return (self.G_ if G is None else G)(z)
+        return (self.G_ if G is None else G)(self._noise(k, n) if z is None else z)
 
     def _train_classifier(self, steps: int | None = None) -> tuple[float, float]:
         """``steps`` updates (default ``classifier_steps``) of cross-entropy on
@@ -508,16 +510,17 @@ class GANMM(ClusterModel):
         Returns the summed critic loss and Wasserstein estimate (detached)."""
         cfg = self.config
         k, b = real.shape[:2]
-        if cfg.loss == "gp" and self.closed_form_gradients and isinstance(D, MLPCritic):
-            t = torch.rand(k, b, 1, generator=self._g, device=self.device_)
+        # the interpolates of the gradient penalty: t * real + (1 - t) * fake
+        t = torch.rand(k, b, 1, generator=self._g, device=self.device_) if cfg.loss == "gp" else None
+        if t is not None and self.closed_form_gradients and isinstance(D, MLPCritic):
             loss, w_dist = D.wgan_gp_gradients(real, fake, t, cfg.gp_weight)
             opt.step()
             return loss, w_dist
         scores = D(torch.cat([real, fake], dim=1))  # (k, 2B): one pass for both halves
         d_real, d_fake = scores[:, :b].mean(1), scores[:, b:].mean(1)  # (k,)
         loss = (d_fake - d_real).sum()
-        if cfg.loss == "gp":
-            loss = loss + cfg.gp_weight * self._gradient_penalty(D, real, fake)
+        if t is not None:
+            loss = loss + cfg.gp_weight * self._gradient_penalty(D, real, fake, t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -532,8 +535,7 @@ class GANMM(ClusterModel):
         """One generator update of an ensemble of k GANs; the summed loss (detached)."""
         k = getattr(G, "k", self.config.n_clusters)
         if self.closed_form_gradients and isinstance(G, MLPGenerator) and isinstance(D, MLPCritic):
-            z = torch.randn(k, self.config.batch_size, self.config.z_dim, generator=self._g, device=self.device_)
-            loss = generator_gradients(G, D, z)
+            loss = generator_gradients(G, D, self._noise(k, self.config.batch_size))
             opt.step()
             return loss
         loss = -D(self._generate(self.config.batch_size, G=G, k=k)).mean(1).sum()
@@ -542,10 +544,9 @@ class GANMM(ClusterModel):
         opt.step()
         return loss.detach()
 
-    def _gradient_penalty(self, D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """sum over critics of E[(||grad D_i(x^)|| - 1)^2] on interpolates."""
-        k, b = real.shape[:2]
-        t = torch.rand(k, b, 1, generator=self._g, device=self.device_)
+    def _gradient_penalty(self, D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                          t: torch.Tensor) -> torch.Tensor:
+        """sum over critics of E[(||grad D_i(x^)|| - 1)^2] at x^ = t * real + (1 - t) * fake."""
         mix = torch.lerp(fake, real, t).requires_grad_(True)  # (k, B, d): t*real + (1-t)*fake
         (grad,) = torch.autograd.grad(D(mix).sum(), mix, create_graph=True)
         return ((grad.norm(dim=2) - 1) ** 2).mean(1).sum()

@@ -186,7 +186,7 @@ class LoopGANMM(GANMM):
             return super()._generate(n, z, G=G, k=k)
         k = self.config.n_clusters
         if z is None:
-            z = torch.randn(k, n, self.config.z_dim, generator=self._g, device=self.device_)
+            z = self._noise(k, n)
         return torch.cat([g(z[i:i + 1]) for i, g in enumerate(self._gens)])  # (K, n, d)
 
     def _train_gans(self, n_steps: int) -> dict[str, float]:
