@@ -152,9 +152,12 @@ class MLPCritic(_BatchedMLP):
             outs.append(F.leaky_relu(h, neg))
             if i < len(layers) - 1:
                 h = torch.baddbmm(layers[i].bias, outs[-1], W[i])
-        top = outs[-1][:, :2 * b]  # the last hidden layer on real and fake rows
-        scores = torch.baddbmm(layers[-1].bias, top, W[-1]).squeeze(-1)  # (K, 2B)
-        d_real, d_fake = scores[:, :b].mean(1), scores[:, b:].mean(1)
+        # the scores themselves are not needed: with mean-reduced losses, the top
+        # layer's weight gradient is the difference of the mean last hidden outputs,
+        # and the Wasserstein estimate that gradient times the weight (the bias cancels)
+        means = outs[-1][:, :2 * b].unflatten(1, (2, b)).mean(2)  # (K, 2, h_last): real, fake
+        grad_top = (means[:, 1] - means[:, 0]).unsqueeze(-1)  # (K, h_last, 1)
+        w_dist = -(grad_top * W[-1]).sum()  # sum over critics of mean D(real) - mean D(fake)
         # the interpolates' input gradient, u_j = d score / d (hidden output j)
         mix = [p[:, 2 * b:] for p in pres]
         u = [slope(W[-1].transpose(1, 2).expand(-1, b, -1), mix[-1])]  # (K, B, h_last)
@@ -162,15 +165,16 @@ class MLPCritic(_BatchedMLP):
             u.insert(0, slope(torch.bmm(u[0], W[i].transpose(1, 2)), mix[i - 1]))
         g = torch.bmm(u[0], W[0].transpose(1, 2))  # (K, B, d)
         norm = torch.linalg.vector_norm(g, dim=2, keepdim=True)  # (K, B, 1)
-        penalty = ((norm - 1) ** 2).mean(1).sum()
-        unit = torch.where(norm > 0, (norm - 1) / norm, 0.0)  # at |g| = 0 autograd's norm gives 0 too
-        gamma = g.mul_(gp_weight * 2.0 / b * unit)  # d loss / d g, in g's place
+        excess = norm - 1
+        penalty = excess.square().sum() / b  # sum over critics of mean (|g| - 1)^2
+        # d loss / d g = gp_weight * 2/B * (|g| - 1) g / |g|; at |g| = 0 autograd's norm gives 0 too
+        unit = torch.where(norm > 0, excess / norm, 0.0).mul_(gp_weight * 2.0 / b)
+        gamma = g.mul_(unit)  # in g's place
         # backward of mean D(fake) - mean D(real): d loss / d score = -1/B, +1/B
-        sign = torch.full((2 * b, 1), 1.0 / b, device=real.device, dtype=real.dtype)
-        sign[:b] = -1.0 / b  # made where the data lie: no copy from the host in the loop
+        sign = self._signs(b, real)
         grads_w: list[torch.Tensor] = [torch.empty(0)] * len(layers)
         grads_b: list[torch.Tensor] = [torch.empty(0)] * len(layers)
-        grads_w[-1] = (top[:, b:].mean(1) - top[:, :b].mean(1)).unsqueeze(-1)  # (K, h_last, 1)
+        grads_w[-1] = grad_top
         grads_b[-1] = torch.zeros_like(layers[-1].bias)  # the two means cancel
         delta = slope(sign * W[-1].transpose(1, 2), pres[-1][:, :2 * b])  # d loss / d last pre-activation
         for i in range(len(layers) - 2, -1, -1):
@@ -192,8 +196,17 @@ class MLPCritic(_BatchedMLP):
         grads_w[-1] += slope(e, mix[-1]).sum(1).unsqueeze(-1)
         for layer, gw, gb in zip(layers, grads_w, grads_b):
             layer.weight.grad, layer.bias.grad = gw, gb
-        loss = (d_fake - d_real).sum() + gp_weight * penalty
-        return loss, (d_real - d_fake).sum()
+        return gp_weight * penalty - w_dist, w_dist
+
+    def _signs(self, b: int, like: torch.Tensor) -> torch.Tensor:
+        """(2B, 1): -1/B on the real rows, +1/B on the fake rows, made once per batch
+        size, device and dtype, where the data lie (no copy from the host per step)."""
+        sign = self.__dict__.get("_sign")
+        if sign is None or sign.shape[0] != 2 * b or sign.device != like.device or sign.dtype != like.dtype:
+            sign = torch.full((2 * b, 1), 1.0 / b, device=like.device, dtype=like.dtype)
+            sign[:b] = -1.0 / b
+            self.__dict__["_sign"] = sign
+        return sign
 
     def member(self, k: int) -> nn.Sequential:
         return nn.Sequential(*super().member(k), nn.Flatten(0))
