@@ -187,6 +187,7 @@ def _train(X, layers, cfg: AutoencoderConfig, seed: int, device: str, progress: 
         raise ConfigError("the autoencoder's affine moves need square images with values in [0, 1]; "
                           "choose augment 'auto' or 'none'")
     curve = []
+    grid_cache: dict = {}  # the moves' sampling grid, reused from batch to batch
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
         order = torch.randperm(n, generator=g).to(dev)
@@ -195,7 +196,7 @@ def _train(X, layers, cfg: AutoencoderConfig, seed: int, device: str, progress: 
             x = data[order[i:i + b]]
             if side is not None:
                 x = random_affine(x, side, rotation=cfg.rotation, shift=cfg.shift, scale=cfg.scale,
-                                  generator=g_dev)
+                                  generator=g_dev, cache=grid_cache)
             loss = torch.mean((decoder(encoder(x)) - x) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()

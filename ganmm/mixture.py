@@ -256,6 +256,8 @@ class GANMM(ClusterModel):
         n, d = X.shape
         k = cfg.n_clusters
         self._g = torch.Generator(device=dev).manual_seed(cfg.seed)
+        self._grid_cache: dict = {}  # the classifier's image moves reuse their grid's memory
+        self._pixel_noise: torch.Tensor | None = None  # and their pixel noise's
         self._X = torch.from_numpy(X).to(dev)  # (N, d), on the device once
         images01 = bool(X.min() >= 0.0 and X.max() <= 1.0 and d >= 16)
         self._side = image_side(X) if cfg.classifier_augment in ("auto", "affine") else None
@@ -390,9 +392,11 @@ class GANMM(ClusterModel):
         if self._side is None:
             return x
         x = random_affine(x, self._side, rotation=cfg.augment_rotation, shift=cfg.augment_shift,
-                          scale=cfg.augment_scale, generator=self._g)
+                          scale=cfg.augment_scale, generator=self._g, cache=self._grid_cache)
         if cfg.classifier_noise > 0:  # x is random_affine's own new tensor: add in place
-            x.add_(torch.randn(x.shape, generator=self._g, device=x.device), alpha=cfg.classifier_noise)
+            if self._pixel_noise is None or self._pixel_noise.shape != x.shape:
+                self._pixel_noise = torch.empty_like(x)
+            x.add_(self._pixel_noise.normal_(generator=self._g), alpha=cfg.classifier_noise)  # randn's values
         return x
 
     @torch.no_grad()

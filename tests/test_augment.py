@@ -40,6 +40,24 @@ def test_affine_grid_is_pytorchs(side):
                                F.affine_grid(theta, [7, 1, side, side], align_corners=False))
 
 
+def test_a_kept_grid_cache_gives_pytorchs_grid_every_call():
+    """The classifier keeps the grid's memory from step to step: each call must
+    still give its own moves' grid, also when the batch size or side changes."""
+    cache: dict = {}
+    gen = torch.Generator().manual_seed(5)
+    for b, side in [(7, 8), (7, 8), (3, 8), (3, 28), (7, 8)]:
+        theta = torch.randn(b, 2, 3, generator=gen)
+        torch.testing.assert_close(affine_grid(theta, side, cache),
+                                   F.affine_grid(theta, [b, 1, side, side], align_corners=False))
+    x = torch.rand(5, 64)
+    kept = [random_affine(x, 8, rotation=15, shift=0.1, scale=0.1, generator=torch.Generator().manual_seed(s),
+                          cache=cache) for s in (1, 2)]
+    fresh = [random_affine(x, 8, rotation=15, shift=0.1, scale=0.1, generator=torch.Generator().manual_seed(s))
+             for s in (1, 2)]
+    torch.testing.assert_close(kept, fresh)
+    assert not torch.equal(kept[0], kept[1])
+
+
 def test_no_move_is_the_identity():
     x = torch.rand(6, 784)
     out = random_affine(x, 28, rotation=0.0, shift=0.0, scale=0.0, generator=torch.Generator().manual_seed(0))
