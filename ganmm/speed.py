@@ -9,7 +9,9 @@ Everything is measured in one process, side by side, on the same machine:
 - the FLOPs of one GAN training step (counted by ``torch.utils.flop_counter``
   on the real step: forward, backward and the gradient penalty), the GFLOP/s
   achieved during the M-step, and that against the machine's dense matmul
-  peak measured at the same precision;
+  peak measured at the same precision (the peak is measured again after each
+  timed block of steps, and the fraction is the median of the blocks' own
+  ratios: :func:`paired_step_rate`);
 - the GAN step with its gradients in closed form (the default for the MLP
   family: ``MLPCritic.wgan_gp_gradients``, ``nets.generator_gradients``)
   against autograd, with the gradient penalty's double backward;
@@ -86,20 +88,48 @@ def _timed(fn: Callable[[], object], dev: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def matmul_peak_gflops(dev: torch.device, dtype: torch.dtype = torch.float32) -> float:
-    """The best dense matmul rate of this device at ``dtype``: square products of
-    a few sizes, the best of several runs each."""
-    best = 0.0
+def matmul_rate(dev: torch.device, n: int, runs: int = 3, reps: int | None = None,
+                dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an ``n`` x ``n`` dense matmul on ``dev`` at ``dtype``: the best of
+    ``runs`` timings of ``reps`` products each (default 1 on a CPU, 10 on a GPU),
+    after a warm-up."""
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    b = torch.randn(n, n, device=dev, dtype=dtype)
+    a @ b  # warm-up
+    reps = reps or (10 if dev.type == "cuda" else 1)
+    return max(2 * n ** 3 * reps / _timed(lambda: [a @ b for _ in range(reps)], dev) / 1e9 for _ in range(runs))
+
+
+def matmul_peak(dev: torch.device, dtype: torch.dtype = torch.float32) -> tuple[float, int]:
+    """The best dense matmul rate of this device at ``dtype`` (square products of a
+    few sizes, the best of several runs each) and the size that reached it."""
     sizes = (2048, 4096, 8192) if dev.type == "cuda" else (1024, 2048, 3072)
-    for n in sizes:
-        a = torch.randn(n, n, device=dev, dtype=dtype)
-        b = torch.randn(n, n, device=dev, dtype=dtype)
-        a @ b  # warm-up
-        reps = 10 if dev.type == "cuda" else 3
-        for _ in range(3):
-            seconds = _timed(lambda: [a @ b for _ in range(reps)], dev) / reps
-            best = max(best, 2 * n ** 3 / seconds / 1e9)
-    return best
+    rates = {n: matmul_rate(dev, n, runs=3, reps=10 if dev.type == "cuda" else 3, dtype=dtype) for n in sizes}
+    best = max(rates, key=rates.__getitem__)
+    return rates[best], best
+
+
+def paired_step_rate(run_steps: Callable[[], object], n_steps: int, flops: float, dev: torch.device,
+                     repeats: int, peak_size: int) -> dict:
+    """GAN steps and the matmul peak timed in turns, ``repeats`` times: each block
+    of ``n_steps`` steps is followed by a measurement of the peak (the best of 3
+    products of the size that gave the run's peak), and the peak fraction is the
+    median of the blocks' own ratios. The speed of a shared machine drifts by
+    several percent over a minute; a ratio of two figures taken a second apart
+    does not carry that drift."""
+    steps, peaks = [], []
+    for _ in range(repeats):
+        steps.append(_timed(run_steps, dev) / n_steps)
+        peaks.append(matmul_rate(dev, peak_size))
+    step = statistics.median(steps)
+    return {"step_seconds": step, "gflops": flops / step / 1e9, "peak_gflops": statistics.median(peaks),
+            "peak_fraction": statistics.median(flops / s / 1e9 / p for s, p in zip(steps, peaks)),
+            "pairs": [{"step_seconds": s, "peak_gflops": p} for s, p in zip(steps, peaks)]}
+
+
+def matmul_peak_gflops(dev: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """The best dense matmul rate of this device at ``dtype`` (:func:`matmul_peak`)."""
+    return matmul_peak(dev, dtype)[0]
 
 
 class PeakMemory:
@@ -261,20 +291,19 @@ def step_flops(model: GANMM) -> float:
     return float(counter.total)
 
 
-def step_rate(X: np.ndarray, bench: BenchConfig, hidden: int, batch: int, peak: float) -> dict:
+def step_rate(X: np.ndarray, bench: BenchConfig, hidden: int, batch: int, peak_size: int) -> dict:
     """GFLOP/s of the GAN step of the MLP family at one width and batch size (K as
-    ``bench.clusters``), and its fraction of the matmul peak."""
+    ``bench.clusters``), and its fraction of the matmul peak, measured in turns
+    (:func:`paired_step_rate`)."""
     dev = resolve_device(bench.device)
     model = _model(GANMM, X, bench.clusters,
                    dataclasses.replace(bench, preset_overrides=(*bench.preset_overrides, ("hidden", hidden),
                                                                 ("batch_size", batch))))
     model._train_gans(2)  # warm-up
     n_steps = 5
-    seconds = statistics.median(_timed(lambda: model._train_gans(n_steps), dev) / n_steps
-                                for _ in range(bench.repeats))  # as the main measurement
     flops = step_flops(model)
-    return {"hidden": hidden, "batch_size": batch, "step_seconds": seconds, "gflops": flops / seconds / 1e9,
-            "peak_fraction": flops / seconds / 1e9 / peak}
+    rate = paired_step_rate(lambda: model._train_gans(n_steps), n_steps, flops, dev, bench.repeats, peak_size)
+    return {"hidden": hidden, "batch_size": batch, **rate}
 
 
 def gradient_paths(X: np.ndarray, bench: BenchConfig) -> dict:
@@ -298,9 +327,12 @@ def gradient_paths(X: np.ndarray, bench: BenchConfig) -> dict:
     return out
 
 
-def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bool) -> dict:
+def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bool,
+            peak_size: int = 0) -> dict:
     """Iteration seconds of the batched ensemble (and of the loop when ``loop``);
-    with ``detail``, also GAN-step GFLOP/s, the E-step's parts and peak memory."""
+    with ``detail``, also GAN-step GFLOP/s and its fraction of the matmul peak
+    (products of ``peak_size`` timed in turns with the steps), the E-step's
+    parts and peak memory."""
     dev = resolve_device(bench.device)
     memory = PeakMemory(dev)
     memory.reset()
@@ -310,9 +342,10 @@ def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bo
         out["peak_memory_mb"] = memory.read()
         n_steps = max(model.config.n_epoch, 5)
         flops = step_flops(model)
-        gan_seconds = statistics.median(_timed(lambda: model._train_gans(n_steps), dev) / n_steps
-                                        for _ in range(bench.repeats))
-        out.update(step_gflop=flops / 1e9, gan_step_seconds=gan_seconds, gflops=flops / gan_seconds / 1e9)
+        rate = paired_step_rate(lambda: model._train_gans(n_steps), n_steps, flops, dev, bench.repeats, peak_size)
+        out.update(step_gflop=flops / 1e9, gan_step_seconds=rate["step_seconds"], gflops=rate["gflops"],
+                   peak_fraction=rate["peak_fraction"], paired_peak_gflops=rate["peak_gflops"],
+                   step_pairs=rate["pairs"])
         out["classifier_seconds"] = statistics.median(
             _timed(model._train_classifier, dev) for _ in range(bench.repeats))
         out["assign_seconds"] = statistics.median(
@@ -345,14 +378,16 @@ def _run_bench(bench: BenchConfig, dev: torch.device, say: Callable[[str], None]
                                  "classifier_steps", "classifier_batch", "loss")},
     }
     say(f"matmul peak on {result['device_name']} ...")
-    result["matmul_peak_gflops"] = matmul_peak_gflops(dev)
+    result["matmul_peak_gflops"], result["matmul_peak_size"] = matmul_peak(dev)
     say(f"  {result['matmul_peak_gflops']:.0f} GFLOP/s; K={bench.clusters}: batched vs loop ...")
-    main = measure(X, bench.clusters, bench, loop=True, detail=True)
+    main = measure(X, bench.clusters, bench, loop=True, detail=True, peak_size=result["matmul_peak_size"])
     say(f"  batched {main['batched_seconds']:.3f} s, loop {main['loop_seconds']:.3f} s per iteration")
     result["iteration_seconds"] = {"batched": main["batched_seconds"], "loop": main["loop_seconds"]}
     result["speedup"] = main["speedup"]
     result["gflops"] = main["gflops"]
-    result["peak_fraction"] = main["gflops"] / result["matmul_peak_gflops"]
+    result["paired_peak_gflops"] = main["paired_peak_gflops"]  # the peak measured between the step blocks
+    result["peak_fraction"] = main["peak_fraction"]  # median of the blocks' step rate / peak
+    result["step_pairs"] = main["step_pairs"]
     result["step_gflop"] = main["step_gflop"]
     result["gan_step_seconds"] = main["gan_step_seconds"]
     result["e_step_seconds"] = {"classifier": main["classifier_seconds"], "assign": main["assign_seconds"]}
@@ -373,7 +408,7 @@ def _run_bench(bench: BenchConfig, dev: torch.device, say: Callable[[str], None]
     result["step_sizes"] = []
     for hidden, batch in bench.step_sizes:
         say(f"GAN step rate: width {hidden}, batch {batch} ...")
-        result["step_sizes"].append(step_rate(X, bench, hidden, batch, result["matmul_peak_gflops"]))
+        result["step_sizes"].append(step_rate(X, bench, hidden, batch, result["matmul_peak_size"]))
     costs = {row["k"]: row["batched_seconds"] for row in result["scaling_k"]}
     if 5 in costs and 20 in costs:
         result["k20_over_k5"] = costs[20] / costs[5]
@@ -400,8 +435,9 @@ def markdown(result: dict) -> str:
         f"| GAN step (all K GANs, n_critic critic updates + 1 generator update) | "
         f"{result['gan_step_seconds'] * 1e3:.1f} ms, {result['step_gflop']:.2f} GFLOP |",
         f"| achieved during GAN steps | {result['gflops']:.0f} GFLOP/s |",
-        f"| dense matmul peak (same precision) | {result['matmul_peak_gflops']:.0f} GFLOP/s |",
-        f"| peak fraction | {result['peak_fraction']:.0%} |",
+        f"| dense matmul peak (same precision): best at the start / median between step blocks | "
+        f"{result['matmul_peak_gflops']:.0f} / {result['paired_peak_gflops']:.0f} GFLOP/s |",
+        f"| peak fraction (median of the blocks' own ratios) | {result['peak_fraction']:.0%} |",
         f"| E-step: classifier training | {result['e_step_seconds']['classifier'] * 1e3:.1f} ms |",
         f"| E-step: assigning all points | {result['e_step_seconds']['assign'] * 1e3:.1f} ms |",
         f"| peak memory | {result['peak_memory_mb']:.0f} MB |",

@@ -67,13 +67,21 @@ def test_bench_quick_reports_what_the_readme_quotes(tmp_path):
     assert it["batched"] > 0 and it["loop"] > 0
     assert r["speedup"] == pytest.approx(it["loop"] / it["batched"])
     assert r["matmul_peak_gflops"] > 0 and r["gflops"] > 0
-    assert r["peak_fraction"] == pytest.approx(r["gflops"] / r["matmul_peak_gflops"])
+    # the fraction is the median of step rate / peak over blocks measured in turns
+    pairs = r["step_pairs"]
+    assert len(pairs) == 2 and r["matmul_peak_size"] in (1024, 2048, 3072)
+    own = sorted(r["step_gflop"] / p["step_seconds"] / p["peak_gflops"] for p in pairs)
+    assert r["peak_fraction"] == pytest.approx((own[0] + own[1]) / 2)
+    assert r["paired_peak_gflops"] == pytest.approx((pairs[0]["peak_gflops"] + pairs[1]["peak_gflops"]) / 2)
+    assert r["gan_step_seconds"] == pytest.approx((pairs[0]["step_seconds"] + pairs[1]["step_seconds"]) / 2)
     assert r["gflops"] == pytest.approx(r["step_gflop"] / r["gan_step_seconds"])
     assert r["peak_memory_mb"] > 0
     assert set(r["e_step_seconds"]) == {"classifier", "assign"}
     assert [(row["hidden"], row["batch_size"]) for row in r["step_sizes"]] == [(128, 64)]
     for row in r["step_sizes"]:
-        assert 0 < row["peak_fraction"] == pytest.approx(row["gflops"] / r["matmul_peak_gflops"])
+        gflop = row["gflops"] * row["step_seconds"]  # this size's step
+        own = [gflop / p["step_seconds"] / p["peak_gflops"] for p in row["pairs"]]
+        assert 0 < row["peak_fraction"] == pytest.approx(sum(own) / 2)
     assert [row["k"] for row in r["scaling_k"]] == [2, 10]
     assert [row["n"] for row in r["scaling_n"]] == [1000, 5000]
     assert all(row["batched_seconds"] > 0 for row in r["scaling_k"] + r["scaling_n"])
