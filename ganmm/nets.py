@@ -155,8 +155,8 @@ class MLPCritic(_BatchedMLP):
         # the scores themselves are not needed: with mean-reduced losses, the top
         # layer's weight gradient is the difference of the mean last hidden outputs,
         # and the Wasserstein estimate that gradient times the weight (the bias cancels)
-        means = outs[-1][:, :2 * b].unflatten(1, (2, b)).mean(2)  # (K, 2, h_last): real, fake
-        grad_top = (means[:, 1] - means[:, 0]).unsqueeze(-1)  # (K, h_last, 1)
+        sign = self._signs(b, real)  # d loss / d score: -1/B on real rows, +1/B on fake rows
+        grad_top = torch.matmul(sign.T, outs[-1][:, :2 * b]).transpose(1, 2)  # (K, h_last, 1)
         w_dist = -(grad_top * W[-1]).sum()  # sum over critics of mean D(real) - mean D(fake)
         # the interpolates' input gradient, u_j = d score / d (hidden output j)
         mix = [p[:, 2 * b:] for p in pres]
@@ -170,8 +170,7 @@ class MLPCritic(_BatchedMLP):
         # d loss / d g = gp_weight * 2/B * (|g| - 1) g / |g|; at |g| = 0 autograd's norm gives 0 too
         unit = torch.where(norm > 0, excess / norm, 0.0).mul_(gp_weight * 2.0 / b)
         gamma = g.mul_(unit)  # in g's place
-        # backward of mean D(fake) - mean D(real): d loss / d score = -1/B, +1/B
-        sign = self._signs(b, real)
+        # backward of mean D(fake) - mean D(real), from d loss / d score (sign)
         grads_w: list[torch.Tensor] = [torch.empty(0)] * len(layers)
         grads_b: list[torch.Tensor] = [torch.empty(0)] * len(layers)
         grads_w[-1] = grad_top
@@ -250,8 +249,8 @@ def generator_gradients(G: MLPGenerator, D: MLPCritic, z: torch.Tensor) -> torch
     for i in range(len(D.layers) - 2, -1, -1):
         g = torch.ops.aten.leaky_relu_backward(g, pres[i], neg, False)
         g = torch.bmm(g, D.layers[i].weight.transpose(1, 2))
-    if G.out_act == "sigmoid":
-        g = torch.ops.aten.sigmoid_backward(g, x)
+    if G.out_act == "sigmoid":  # into g's own memory (a fresh 2 MB tensor costs more)
+        g = torch.ops.aten.sigmoid_backward.grad_input(g, x, grad_input=g)
     # through the generator
     for i in range(len(G.layers) - 1, -1, -1):
         layer = G.layers[i]
