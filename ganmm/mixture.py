@@ -196,7 +196,7 @@ PRESETS: dict[str, dict] = {
     # fading over ~450 iterations (~15 on other data), k-means initial split,
     # converged after 20 calm iterations, each generator's share floored at half the
     # average for the classifier: an EM iteration in about
-    # 0.25 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
+    # 0.21 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
     # chose each setting).
     "default": {},
     # The default preset before the quality work (kept to compare with): width 256,
