@@ -127,11 +127,6 @@ def paired_step_rate(run_steps: Callable[[], object], n_steps: int, flops: float
             "pairs": [{"step_seconds": s, "peak_gflops": p} for s, p in zip(steps, peaks)]}
 
 
-def matmul_peak_gflops(dev: torch.device, dtype: torch.dtype = torch.float32) -> float:
-    """The best dense matmul rate of this device at ``dtype`` (:func:`matmul_peak`)."""
-    return matmul_peak(dev, dtype)[0]
-
-
 class PeakMemory:
     """Peak memory of what runs between :meth:`reset` and :meth:`read`, in MB.
 
