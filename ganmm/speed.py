@@ -323,11 +323,11 @@ def gradient_paths(X: np.ndarray, bench: BenchConfig) -> dict:
 
 
 def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bool,
-            peak_size: int = 0) -> dict:
+            peak_size: int | None = None) -> dict:
     """Iteration seconds of the batched ensemble (and of the loop when ``loop``);
     with ``detail``, also GAN-step GFLOP/s and its fraction of the matmul peak
-    (products of ``peak_size`` timed in turns with the steps), the E-step's
-    parts and peak memory."""
+    (products of ``peak_size`` timed in turns with the steps; None: the size
+    :func:`matmul_peak` finds), the E-step's parts and peak memory."""
     dev = resolve_device(bench.device)
     memory = PeakMemory(dev)
     memory.reset()
@@ -337,6 +337,7 @@ def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bo
         out["peak_memory_mb"] = memory.read()
         n_steps = max(model.config.n_epoch, 5)
         flops = step_flops(model)
+        peak_size = peak_size or matmul_peak(dev)[1]
         rate = paired_step_rate(lambda: model._train_gans(n_steps), n_steps, flops, dev, bench.repeats, peak_size)
         out.update(step_gflop=flops / 1e9, gan_step_seconds=rate["step_seconds"], gflops=rate["gflops"],
                    peak_fraction=rate["peak_fraction"], paired_peak_gflops=rate["peak_gflops"],
