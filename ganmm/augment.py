@@ -36,7 +36,9 @@ def random_affine(x: torch.Tensor, side: int, *, rotation: float, shift: float, 
     moved by up to ``shift`` of its half-width and scaled by up to ``1 +- scale``,
     each drawn uniformly and independently per image; bilinear, zeros outside.
 
-    ``cache``: a dict the caller keeps from call to call (see :func:`affine_grid`)."""
+    ``cache``: a dict the caller keeps from call to call (see :func:`affine_grid`);
+    the moved images are then written into memory kept in it too, so the next
+    call overwrites them."""
     b = x.shape[0]
     u = torch.rand(b, 4, generator=generator, device=x.device) * 2 - 1  # (B, 4) in [-1, 1)
     angle = u[:, 0] * math.radians(rotation)
@@ -45,7 +47,14 @@ def random_affine(x: torch.Tensor, side: int, *, rotation: float, shift: float, 
     theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift], 1),
                          torch.stack([sin, cos, u[:, 3] * shift], 1)], 1)  # (B, 2, 3)
     grid = affine_grid(theta, side, cache)
-    return F.grid_sample(x.reshape(b, 1, side, side), grid, align_corners=False).reshape(b, -1)
+    images = x.reshape(b, 1, side, side)
+    if cache is None:
+        return F.grid_sample(images, grid, align_corners=False).reshape(b, -1)
+    # F.grid_sample's bilinear, zero-padded kernel, written into kept memory
+    out = cache.get("moved")
+    if out is None or out.shape != images.shape or out.device != x.device or out.dtype != x.dtype:
+        out = cache["moved"] = torch.empty_like(images)
+    return torch.ops.aten.grid_sampler_2d.out(images, grid, 0, 0, False, out=out).reshape(b, -1)
 
 
 def affine_grid(theta: torch.Tensor, side: int, cache: dict | None = None) -> torch.Tensor:

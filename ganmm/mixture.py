@@ -349,10 +349,13 @@ class GANMM(ClusterModel):
         return torch.randn(k, n, self.config.z_dim, generator=self._g, device=self.device_)
 
     def _generate(self, n: int, z: torch.Tensor | None = None, *, G: torch.nn.Module | None = None,
-                  k: int | None = None) -> torch.Tensor:
-        """``n`` samples of each of the ``k`` generators of ``G`` (default: all K), (k, n, d)."""
+                  k: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` samples of each of the ``k`` generators of ``G`` (default: all K), (k, n, d);
+        ``out``: where to write them (MLP generators, no graph kept)."""
         k = self.config.n_clusters if k is None else k
-        return (self.G_ if G is None else G)(self._noise(k, n) if z is None else z)
+        G = self.G_ if G is None else G
+        z = self._noise(k, n) if z is None else z
+        return G(z) if out is None else G(z, out=out)
 
     def _train_classifier(self, steps: int | None = None) -> tuple[float, float]:
         """``steps`` updates (default ``classifier_steps``) of cross-entropy on
@@ -369,9 +372,11 @@ class GANMM(ClusterModel):
         total = torch.zeros((), device=self.device_)
         correct = torch.zeros((), device=self.device_)
         steps = cfg.classifier_steps if steps is None else steps
+        d = self._X.shape[1]
+        gen = torch.empty(k, b, d, device=self.device_) if isinstance(self.G_, MLPGenerator) else None  # kept
         for _ in range(steps):
             with torch.no_grad():
-                x = self._classifier_view(self._generate(b).reshape(k * b, -1))  # (K*b, d)
+                x = self._classifier_view(self._generate(b, out=gen).reshape(k * b, -1))  # (K*b, d)
             logits = self.C_(x)  # (K*b, K)
             loss = F.cross_entropy(logits, target, weight=weight)
             self._opt_c.zero_grad(set_to_none=True)
@@ -484,6 +489,9 @@ class GANMM(ClusterModel):
         done = 0
         k, b = cfg.n_clusters, cfg.batch_size
         rows = torch.empty(k * b, self._X.shape[1], dtype=self._X.dtype, device=self.device_)  # real batches
+        # and generated ones, for the MLP family (kept memory: a fresh 2 MB tensor
+        # per critic update costs measurably more)
+        fakes = torch.empty(k, b, self._X.shape[1], device=self.device_) if isinstance(self.G_, MLPGenerator) else None
         for _ in range(n_steps):
             if self._past_deadline():  # the time budget ends a long M-step early
                 break
@@ -492,7 +500,7 @@ class GANMM(ClusterModel):
             for _ in range(cfg.n_critic):
                 real = torch.index_select(self._X, 0, self._real_batch().reshape(-1), out=rows).view(k, b, -1)
                 with torch.no_grad():
-                    fake = self._generate(cfg.batch_size)  # (K, B, d)
+                    fake = self._generate(cfg.batch_size, out=fakes)  # (K, B, d)
                 critic_loss, w_dist = self._critic_step(self.D_, self._opt_d, real, fake)
             gen_loss = self._generator_step(self.G_, self.D_, self._opt_g)
             self._count_gan_step()

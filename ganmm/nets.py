@@ -59,14 +59,28 @@ class _BatchedMLP(nn.Module):
         self.act = _act(act)
         self.act_name, self.out_act = act, out_act
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (K, B, d_in)
+    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:  # (K, B, d_in)
+        """``out``: a tensor of the output's shape to write the output into, when
+        no graph is kept (a kept buffer, not a fresh one per call)."""
+        graph = torch.is_grad_enabled()
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = self.act(x)
+            if i < last:
+                x = layer(x)
+                x = self.act(x) if graph else self._act_in_place(x)
+            elif out is not None and not graph:
+                x = torch.baddbmm(layer.bias, x, layer.weight, out=out)
+            else:
+                x = layer(x)
         if self.out_act != "sigmoid":
             return x
-        return torch.sigmoid(x) if torch.is_grad_enabled() else x.sigmoid_()  # no graph: in place
+        return x.sigmoid_() if not graph else torch.sigmoid(x)  # no graph: in place
+
+    def _act_in_place(self, x: torch.Tensor) -> torch.Tensor:
+        """The activation written into ``x`` (no graph kept: nothing needs the input)."""
+        if isinstance(self.act, nn.LeakyReLU):
+            return F.leaky_relu_(x, self.act.negative_slope)
+        return F.relu_(x)
 
     def single(self, k: int) -> "_BatchedMLP":
         """Member ``k`` as an ensemble of one: the same class (and methods), its
@@ -138,18 +152,18 @@ class MLPCritic(_BatchedMLP):
         layers, neg = self.layers, self.act.negative_slope
         W = [layer.weight for layer in layers]  # (K, d_in, d_out)
 
-        def slope(grad: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:  # grad * lrelu'(pre)
-            return torch.ops.aten.leaky_relu_backward(grad, pre, neg, False)
+        def slope(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:  # grad * lrelu' at out
+            # a LeakyReLU keeps the sign, so its output tells the slope as its input would
+            return torch.ops.aten.leaky_relu_backward(grad, out, neg, True)
 
         k, b = real.shape[:2]
         # forward: rows [real | fake | interpolates] through the hidden layers
         a_real = torch.baddbmm(layers[0].bias, real, W[0])
         a_fake = torch.baddbmm(layers[0].bias, fake, W[0])
         h = torch.cat([a_real, a_fake, torch.lerp(a_fake, a_real, t)], dim=1)  # (K, 3B, h1)
-        pres, outs = [], []  # per hidden layer, (K, 3B, h)
+        outs = []  # per hidden layer, (K, 3B, h), activated in place (no second 1 MB tensor)
         for i in range(1, len(layers)):
-            pres.append(h)
-            outs.append(F.leaky_relu(h, neg))
+            outs.append(F.leaky_relu_(h, neg))
             if i < len(layers) - 1:
                 h = torch.baddbmm(layers[i].bias, outs[-1], W[i])
         # the scores themselves are not needed: with mean-reduced losses, the top
@@ -159,7 +173,7 @@ class MLPCritic(_BatchedMLP):
         grad_top = torch.matmul(sign.T, outs[-1][:, :2 * b]).transpose(1, 2)  # (K, h_last, 1)
         w_dist = -(grad_top * W[-1]).sum()  # sum over critics of mean D(real) - mean D(fake)
         # the interpolates' input gradient, u_j = d score / d (hidden output j)
-        mix = [p[:, 2 * b:] for p in pres]
+        mix = [o[:, 2 * b:] for o in outs]
         u = [slope(W[-1].transpose(1, 2).expand(-1, b, -1), mix[-1])]  # (K, B, h_last)
         for i in range(len(layers) - 2, 0, -1):
             u.insert(0, slope(torch.bmm(u[0], W[i].transpose(1, 2)), mix[i - 1]))
@@ -167,15 +181,16 @@ class MLPCritic(_BatchedMLP):
         norm = torch.linalg.vector_norm(g, dim=2, keepdim=True)  # (K, B, 1)
         excess = norm - 1
         penalty = excess.square().sum() / b  # sum over critics of mean (|g| - 1)^2
-        # d loss / d g = gp_weight * 2/B * (|g| - 1) g / |g|; at |g| = 0 autograd's norm gives 0 too
+        # d loss / d g = gamma = unit * g, unit = gp_weight * 2/B * (|g| - 1) / |g| per row;
+        # at |g| = 0 autograd's norm gives 0 too. gamma is never formed: the products
+        # that use it take unit on their (K, B, h1) side, 6x smaller than g
         unit = torch.where(norm > 0, excess / norm, 0.0).mul_(gp_weight * 2.0 / b)
-        gamma = g.mul_(unit)  # in g's place
         # backward of mean D(fake) - mean D(real), from d loss / d score (sign)
         grads_w: list[torch.Tensor] = [torch.empty(0)] * len(layers)
         grads_b: list[torch.Tensor] = [torch.empty(0)] * len(layers)
         grads_w[-1] = grad_top
         grads_b[-1] = torch.zeros_like(layers[-1].bias)  # the two means cancel
-        delta = slope(sign * W[-1].transpose(1, 2), pres[-1][:, :2 * b])  # d loss / d last pre-activation
+        delta = slope(sign * W[-1].transpose(1, 2), outs[-1][:, :2 * b])  # d loss / d last pre-activation
         for i in range(len(layers) - 2, -1, -1):
             grads_b[i] = delta.sum(1, keepdim=True)
             buf = _reuse(layers[i].weight)
@@ -184,10 +199,10 @@ class MLPCritic(_BatchedMLP):
                 grads_w[0].baddbmm_(fake.transpose(1, 2), delta[:, b:])
             else:
                 grads_w[i] = torch.bmm(outs[i - 1][:, :2 * b].transpose(1, 2), delta, out=buf)
-                delta = slope(torch.bmm(delta, W[i].transpose(1, 2)), pres[i - 1][:, :2 * b])
+                delta = slope(torch.bmm(delta, W[i].transpose(1, 2)), outs[i - 1][:, :2 * b])
         # backward of the penalty, through the weights only
-        grads_w[0].baddbmm_(gamma.transpose(1, 2), u[0])
-        e = torch.bmm(gamma, W[0])  # d loss / d u_0
+        grads_w[0].baddbmm_(g.transpose(1, 2), u[0] * unit)  # gamma^T u_0
+        e = torch.bmm(g, W[0]).mul_(unit)  # d loss / d u_0 = gamma W_0
         for i in range(1, len(layers) - 1):
             rho = slope(e, mix[i - 1])  # d loss / d (u_i W_i^T)
             grads_w[i].baddbmm_(rho.transpose(1, 2), u[i])
@@ -239,15 +254,15 @@ def generator_gradients(G: MLPGenerator, D: MLPCritic, z: torch.Tensor) -> torch
         if i < len(G.layers) - 1:
             h = h.relu_()
     x = h.sigmoid_() if G.out_act == "sigmoid" else h  # (K, B, d)
-    pres, c = [], x  # the critic's hidden pre-activations
+    outs, c = [], x  # the critic's hidden outputs, activated in place (they keep the sign)
     for layer in D.layers[:-1]:
-        pres.append(torch.baddbmm(layer.bias, c, layer.weight))
-        c = F.leaky_relu(pres[-1], neg)
+        c = F.leaky_relu_(torch.baddbmm(layer.bias, c, layer.weight), neg)
+        outs.append(c)
     loss = -torch.baddbmm(D.layers[-1].bias, c, D.layers[-1].weight).mean((1, 2)).sum()
     # d loss / d x, through the critic
     g = (D.layers[-1].weight.transpose(1, 2) * (-1.0 / b)).expand(-1, b, -1)  # d loss / d last hidden
     for i in range(len(D.layers) - 2, -1, -1):
-        g = torch.ops.aten.leaky_relu_backward(g, pres[i], neg, False)
+        g = torch.ops.aten.leaky_relu_backward(g, outs[i], neg, True)
         g = torch.bmm(g, D.layers[i].weight.transpose(1, 2))
     if G.out_act == "sigmoid":  # into g's own memory (a fresh 2 MB tensor costs more)
         g = torch.ops.aten.sigmoid_backward.grad_input(g, x, grad_input=g)

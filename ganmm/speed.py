@@ -206,13 +206,14 @@ class LoopGANMM(GANMM):
         self._opts_g = [self._optimizer(g.parameters(), cfg.lr) for g in self._gens]
         self._opts_d = [self._optimizer(c.parameters(), cfg.lr) for c in self._crits]
 
-    def _generate(self, n, z=None, *, G=None, k=None):
+    def _generate(self, n, z=None, *, G=None, k=None, out=None):
         if G is not None:  # one member, inside its own GAN step
-            return super()._generate(n, z, G=G, k=k)
+            return super()._generate(n, z, G=G, k=k, out=out)
         k = self.config.n_clusters
         if z is None:
             z = self._noise(k, n)
-        return torch.cat([g(z[i:i + 1]) for i, g in enumerate(self._gens)])  # (K, n, d)
+        parts = [g(z[i:i + 1]) for i, g in enumerate(self._gens)]
+        return torch.cat(parts) if out is None else torch.cat(parts, out=out)  # (K, n, d)
 
     def _train_gans(self, n_steps: int) -> dict[str, float]:
         cfg = self.config

@@ -52,6 +52,9 @@ def test_a_kept_grid_cache_gives_pytorchs_grid_every_call():
     x = torch.rand(5, 64)
     kept = [random_affine(x, 8, rotation=15, shift=0.1, scale=0.1, generator=torch.Generator().manual_seed(s),
                           cache=cache) for s in (1, 2)]
+    assert kept[0].data_ptr() == kept[1].data_ptr()  # the moved images live in the cache too
+    kept = [random_affine(x, 8, rotation=15, shift=0.1, scale=0.1, generator=torch.Generator().manual_seed(s),
+                          cache=cache).clone() for s in (1, 2)]
     fresh = [random_affine(x, 8, rotation=15, shift=0.1, scale=0.1, generator=torch.Generator().manual_seed(s))
              for s in (1, 2)]
     torch.testing.assert_close(kept, fresh)

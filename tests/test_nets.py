@@ -59,6 +59,30 @@ def test_ensemble_equals_separate_networks(make, d_in):
     _check_same_outputs_and_grads(ens, torch.rand(K, B, d_in))
 
 
+@pytest.mark.parametrize("make,d_in", [
+    (lambda: MLPGenerator(K, Z, 5, 16, sigmoid=True), Z),
+    (lambda: MLPGenerator(K, Z, 5, 16), Z),
+    (lambda: MLPCritic(K, 5, 16), 5),
+])
+def test_without_a_graph_the_mlp_gives_the_same_output(make, d_in):
+    """Without a graph the activations run in place, and a generator's samples can
+    go into a buffer the caller keeps (the GAN and classifier steps do): the same
+    values, the input left alone, the buffer overwritten on every call."""
+    torch.manual_seed(0)
+    net = make()
+    kept = torch.full((K, B, 5), float("nan"))
+    for _ in range(2):
+        x = torch.randn(K, B, d_in)
+        x_before = x.clone()
+        want = net(x).detach()
+        with torch.no_grad():
+            torch.testing.assert_close(net(x), want)
+            if isinstance(net, MLPGenerator):
+                assert net(x, out=kept).data_ptr() == kept.data_ptr()
+                torch.testing.assert_close(kept, want)
+        torch.testing.assert_close(x, x_before)
+
+
 def test_members_are_independent():
     """Changing member 0's input leaves every other member's output alone."""
     torch.manual_seed(0)
