@@ -76,6 +76,16 @@ class _BatchedMLP(nn.Module):
             return x
         return x.sigmoid_() if not graph else torch.sigmoid(x)  # no graph: in place
 
+    def _scratch(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A tensor of ``shape`` kept from call to call for the hand-written steps'
+        intermediates (a fresh 1-2 MB tensor per step is memory the caches have
+        not seen): each call overwrites what the last one left."""
+        kept = self.__dict__.setdefault("_kept", {})
+        buf = kept.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.device != like.device or buf.dtype != like.dtype:
+            buf = kept[name] = torch.empty(shape, device=like.device, dtype=like.dtype)
+        return buf
+
     def _act_in_place(self, x: torch.Tensor) -> torch.Tensor:
         """The activation written into ``x`` (no graph kept: nothing needs the input)."""
         if isinstance(self.act, nn.LeakyReLU):
@@ -87,6 +97,7 @@ class _BatchedMLP(nn.Module):
         own copy of the weights, ``(1, B, ...) -> (1, B, ...)``."""
         one = copy.deepcopy(self)
         one.k = 1
+        one.__dict__.pop("_kept", None)  # the ensemble's scratch memory (``_scratch``) is not the member's
         for layer in one.layers:
             layer.weight = nn.Parameter(layer.weight.detach()[k:k + 1].clone())
             layer.bias = nn.Parameter(layer.bias.detach()[k:k + 1].clone())
@@ -160,12 +171,13 @@ class MLPCritic(_BatchedMLP):
         # forward: rows [real | fake | interpolates] through the hidden layers
         a_real = torch.baddbmm(layers[0].bias, real, W[0])
         a_fake = torch.baddbmm(layers[0].bias, fake, W[0])
-        h = torch.cat([a_real, a_fake, torch.lerp(a_fake, a_real, t)], dim=1)  # (K, 3B, h1)
+        h = torch.cat([a_real, a_fake, torch.lerp(a_fake, a_real, t)], dim=1,
+                      out=self._scratch("rows", (k, 3 * b, W[0].shape[2]), real))  # (K, 3B, h1)
         outs = []  # per hidden layer, (K, 3B, h), activated in place (no second 1 MB tensor)
         for i in range(1, len(layers)):
             outs.append(F.leaky_relu_(h, neg))
             if i < len(layers) - 1:
-                h = torch.baddbmm(layers[i].bias, outs[-1], W[i])
+                h = torch.baddbmm(layers[i].bias, outs[-1], W[i], out=self._scratch(f"hidden{i}", h.shape, h))
         # the scores themselves are not needed: with mean-reduced losses, the top
         # layer's weight gradient is the difference of the mean last hidden outputs,
         # and the Wasserstein estimate that gradient times the weight (the bias cancels)
@@ -177,7 +189,7 @@ class MLPCritic(_BatchedMLP):
         u = [slope(W[-1].transpose(1, 2).expand(-1, b, -1), mix[-1])]  # (K, B, h_last)
         for i in range(len(layers) - 2, 0, -1):
             u.insert(0, slope(torch.bmm(u[0], W[i].transpose(1, 2)), mix[i - 1]))
-        g = torch.bmm(u[0], W[0].transpose(1, 2))  # (K, B, d)
+        g = torch.bmm(u[0], W[0].transpose(1, 2), out=self._scratch("input_grad", real.shape, real))  # (K, B, d)
         norm = torch.linalg.vector_norm(g, dim=2, keepdim=True)  # (K, B, 1)
         excess = norm - 1
         penalty = excess.square().sum() / b  # sum over critics of mean (|g| - 1)^2
@@ -248,9 +260,11 @@ def generator_gradients(G: MLPGenerator, D: MLPCritic, z: torch.Tensor) -> torch
     b = z.shape[1]
     neg = D.act.negative_slope
     inputs, h = [], z  # each generator layer's input
+    last = len(G.layers) - 1
     for i, layer in enumerate(G.layers):
         inputs.append(h)
-        h = torch.baddbmm(layer.bias, h, layer.weight)
+        out = G._scratch("out", (*h.shape[:2], layer.weight.shape[2]), h) if i == last else None
+        h = torch.baddbmm(layer.bias, h, layer.weight, out=out)
         if i < len(G.layers) - 1:
             h = h.relu_()
     x = h.sigmoid_() if G.out_act == "sigmoid" else h  # (K, B, d)
@@ -263,7 +277,7 @@ def generator_gradients(G: MLPGenerator, D: MLPCritic, z: torch.Tensor) -> torch
     g = (D.layers[-1].weight.transpose(1, 2) * (-1.0 / b)).expand(-1, b, -1)  # d loss / d last hidden
     for i in range(len(D.layers) - 2, -1, -1):
         g = torch.ops.aten.leaky_relu_backward(g, outs[i], neg, True)
-        g = torch.bmm(g, D.layers[i].weight.transpose(1, 2))
+        g = torch.bmm(g, D.layers[i].weight.transpose(1, 2), out=D._scratch("input_grad", x.shape, x) if i == 0 else None)
     if G.out_act == "sigmoid":  # into g's own memory (a fresh 2 MB tensor costs more)
         g = torch.ops.aten.sigmoid_backward.grad_input(g, x, grad_input=g)
     # through the generator
