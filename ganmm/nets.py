@@ -78,8 +78,9 @@ class _BatchedMLP(nn.Module):
 
     def _scratch(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """A tensor of ``shape`` kept from call to call for the hand-written steps'
-        intermediates (a fresh 1-2 MB tensor per step is memory the caches have
-        not seen): each call overwrites what the last one left."""
+        big intermediates; each call overwrites what the last one left. (A fresh
+        1-2 MB tensor per step is often pages the allocator has handed back to
+        the system, faulted in and zeroed again one by one.)"""
         kept = self.__dict__.setdefault("_kept", {})
         buf = kept.get(name)
         if buf is None or buf.shape != tuple(shape) or buf.device != like.device or buf.dtype != like.dtype:
@@ -95,9 +96,9 @@ class _BatchedMLP(nn.Module):
     def single(self, k: int) -> "_BatchedMLP":
         """Member ``k`` as an ensemble of one: the same class (and methods), its
         own copy of the weights, ``(1, B, ...) -> (1, B, ...)``."""
-        one = copy.deepcopy(self)
+        kept = self.__dict__.get("_kept")  # the ensemble's scratch memory is not copied: the member starts empty
+        one = copy.deepcopy(self, {} if kept is None else {id(kept): {}})
         one.k = 1
-        one.__dict__.pop("_kept", None)  # the ensemble's scratch memory (``_scratch``) is not the member's
         for layer in one.layers:
             layer.weight = nn.Parameter(layer.weight.detach()[k:k + 1].clone())
             layer.bias = nn.Parameter(layer.bias.detach()[k:k + 1].clone())
