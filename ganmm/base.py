@@ -177,7 +177,10 @@ class ClusterModel:
             previous = a
             if converged:
                 self.converged_ = True
-            if last or self._past_deadline():  # (a stop asked for while the snapshot was stored)
+            # a stop asked for while the snapshot was stored ends the run here; a
+            # deadline passed meanwhile ends it after the next iteration (whose
+            # steps see it and stop early), so the last snapshot is past the budget
+            if last or getattr(self, "_stop_requested", False):
                 break
 
     def _step_scope(self) -> contextlib.AbstractContextManager:
