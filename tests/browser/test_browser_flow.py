@@ -57,6 +57,23 @@ def wait_quiet(page, seconds: float = 3.0, timeout: float = 120.0) -> None:
     raise AssertionError(f"the page kept rerunning for {timeout:.0f} s")
 
 
+def click_until(main, button: str, shown: re.Pattern, tries: int = 6) -> None:
+    """Click ``button`` until ``shown`` appears. The live view redraws its
+    fragment every second while a run trains, so a click can wait for a button
+    that keeps moving (Playwright wants it stable) or land on one just
+    replaced; a user clicks again, and so does this."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    for _ in range(tries):
+        try:
+            main.get_by_role("button", name=button).click(timeout=10_000)
+            expect(main.get_by_text(shown)).to_be_visible(timeout=15_000)
+            return
+        except (AssertionError, PlaywrightError):
+            continue
+    expect(main.get_by_text(shown)).to_be_visible(timeout=15_000)
+
+
 def iteration_shown(main) -> int:
     text = main.get_by_text(ITERATION).first.inner_text(timeout=240_000)
     return int(ITERATION.search(text).group(1))
@@ -110,8 +127,7 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
     assert main.locator('[data-testid="stPlotlyChart"]').count() >= 6
     wait_for_charts(page)
     screenshot(page, "train")
-    main.get_by_role("button", name="Stop").click()
-    expect(main.get_by_text(re.compile(r"^stopped · iteration"))).to_be_visible(timeout=60_000)
+    click_until(main, "Stop", re.compile(r"^stopped · iteration"))
     stopped_at = iteration_shown(main)
     assert stopped_at < 20000
 
