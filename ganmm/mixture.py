@@ -411,7 +411,7 @@ class GANMM(ClusterModel):
             return x
         x = random_affine(x, self._side, rotation=cfg.augment_rotation, shift=cfg.augment_shift,
                           scale=cfg.augment_scale, generator=self._g, cache=self._grid_cache)
-        if cfg.classifier_noise > 0:  # x is random_affine's own new tensor: add in place
+        if cfg.classifier_noise > 0:  # x is random_affine's output, in memory of its cache: add in place
             noise = self._buffer("pixel_noise", x.shape).normal_(generator=self._g)  # randn's values
             x.add_(noise, alpha=cfg.classifier_noise)
         return x
