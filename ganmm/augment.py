@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .nets import kept_tensor
+
 
 def image_side(X: np.ndarray) -> int | None:
     """The side of square images in [0, 1] (8 for digits, 28 for MNIST), else None.
@@ -51,9 +53,7 @@ def random_affine(x: torch.Tensor, side: int, *, rotation: float, shift: float, 
     if cache is None:
         return F.grid_sample(images, grid, align_corners=False).reshape(b, -1)
     # F.grid_sample's bilinear, zero-padded kernel, written into kept memory
-    out = cache.get("moved")
-    if out is None or out.shape != images.shape or out.device != x.device or out.dtype != x.dtype:
-        out = cache["moved"] = torch.empty_like(images)
+    out = kept_tensor(cache, "moved", images.shape, x.device, x.dtype)
     return torch.ops.aten.grid_sampler_2d.out(images, grid, 0, 0, False, out=out).reshape(b, -1)
 
 
@@ -78,8 +78,6 @@ def affine_grid(theta: torch.Tensor, side: int, cache: dict | None = None) -> to
         cache.clear()
         cache["key"] = key
         cache["pixels"] = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)])  # (3, side^2)
-    out = cache.get("grid")
-    if out is None or out.shape[0] != b * 2:
-        out = cache["grid"] = torch.empty(b * 2, side * side, device=theta.device, dtype=theta.dtype)
+    out = kept_tensor(cache, "grid", (b * 2, side * side), theta.device, theta.dtype)
     grid = torch.mm(theta.reshape(b * 2, 3), cache["pixels"], out=out)  # (B*2, side^2): x' rows, then y' rows
     return grid.view(b, 2, side, side).permute(0, 2, 3, 1)  # (B, side, side, 2)

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from .base import BaseConfig, ClusterModel, StepResult
 from .errors import ConfigError
 from .augment import image_side, random_affine
-from .nets import Classifier, MLPCritic, MLPGenerator, build_gans, generator_gradients, reset_parameters
+from .nets import (Classifier, MLPCritic, MLPGenerator, build_gans, generator_gradients, kept_tensor,
+                   reset_parameters)
 
 
 @contextlib.contextmanager
@@ -196,7 +197,7 @@ PRESETS: dict[str, dict] = {
     # fading over ~450 iterations (~15 on other data), k-means initial split,
     # converged after 20 calm iterations, each generator's share floored at half the
     # average for the classifier: an EM iteration in about
-    # 0.21 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
+    # 0.18 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
     # chose each setting).
     "default": {},
     # The default preset before the quality work (kept to compare with): width 256,
@@ -331,16 +332,10 @@ class GANMM(ClusterModel):
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Memory of ``shape`` kept from step to step and from iteration to
-        iteration, for the steps' big intermediates (real and generated batches,
-        the classifier's images and pixel noise). A fresh 2 MB tensor per step
-        is often memory the allocator has given back to the system, handed out
-        anew page by page: before the steps kept their memory (these buffers and
-        the networks' own, ``_BatchedMLP._scratch``), a GAN step on mnist5k
-        (K=10) took about 700 page faults and 10% more time."""
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = self._buffers[name] = torch.empty(shape, dtype=dtype, device=self.device_)
-        return buf
+        iteration (:func:`ganmm.nets.kept_tensor`), for the steps' big
+        intermediates: real and generated batches, the classifier's images and
+        pixel noise."""
+        return kept_tensor(self._buffers, name, shape, self._X.device, dtype)  # the data's device: cuda:0, not cuda
 
     def _set_assignments(self, a: torch.Tensor) -> None:
         """Index the parts D_i so that real batches can be drawn with tensor ops."""

@@ -77,15 +77,9 @@ class _BatchedMLP(nn.Module):
         return x.sigmoid_() if not graph else torch.sigmoid(x)  # no graph: in place
 
     def _scratch(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """A tensor of ``shape`` kept from call to call for the hand-written steps'
-        big intermediates; each call overwrites what the last one left. (A fresh
-        1-2 MB tensor per step is often pages the allocator has handed back to
-        the system, faulted in and zeroed again one by one.)"""
-        kept = self.__dict__.setdefault("_kept", {})
-        buf = kept.get(name)
-        if buf is None or buf.shape != tuple(shape) or buf.device != like.device or buf.dtype != like.dtype:
-            buf = kept[name] = torch.empty(shape, device=like.device, dtype=like.dtype)
-        return buf
+        """A tensor of ``shape`` (``like``'s device and dtype) kept from call to
+        call for the hand-written steps' big intermediates (:func:`kept_tensor`)."""
+        return kept_tensor(self.__dict__.setdefault("_kept", {}), name, shape, like.device, like.dtype)
 
     def _act_in_place(self, x: torch.Tensor) -> torch.Tensor:
         """The activation written into ``x`` (no graph kept: nothing needs the input)."""
@@ -239,6 +233,22 @@ class MLPCritic(_BatchedMLP):
         return nn.Sequential(*super().member(k), nn.Flatten(0))
 
 
+def kept_tensor(store: dict, name: str, shape: tuple[int, ...], device: torch.device,
+                dtype: torch.dtype) -> torch.Tensor:
+    """``store[name]``, an uninitialised tensor of ``shape`` kept from call to call
+    (made anew when the shape, device or dtype differ; ``device`` as a tensor
+    reports it, e.g. ``cuda:0``, so that it compares equal); each user overwrites
+    what the last one left. The steps write their big intermediates into such
+    tensors: a fresh 1-2 MB tensor per step is often pages the allocator has
+    handed back to the system, faulted in and zeroed again one by one (on
+    mnist5k, K=10, a GAN step took about 700 page faults and 10% more time
+    before its big intermediates were kept)."""
+    buf = store.get(name)
+    if buf is None or buf.shape != tuple(shape) or buf.device != device or buf.dtype != dtype:
+        buf = store[name] = torch.empty(shape, device=device, dtype=dtype)
+    return buf
+
+
 def _reuse(param: torch.Tensor) -> torch.Tensor | None:
     """``param``'s gradient buffer from the step before, to write the new one into
     (a fresh 4 MB tensor per step costs measurably more), or None. So the
@@ -266,7 +276,7 @@ def generator_gradients(G: MLPGenerator, D: MLPCritic, z: torch.Tensor) -> torch
         inputs.append(h)
         out = G._scratch("out", (*h.shape[:2], layer.weight.shape[2]), h) if i == last else None
         h = torch.baddbmm(layer.bias, h, layer.weight, out=out)
-        if i < len(G.layers) - 1:
+        if i < last:
             h = h.relu_()
     x = h.sigmoid_() if G.out_act == "sigmoid" else h  # (K, B, d)
     outs, c = [], x  # the critic's hidden outputs, activated in place (they keep the sign)
