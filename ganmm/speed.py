@@ -5,7 +5,8 @@ Everything is measured in one process, side by side, on the same machine:
 - the time of one EM iteration of GANMM on ``mnist5k`` (K=10, the default
   preset), (a) with the batched ensemble the library trains and (b) with a
   loop over K separate networks of the same architecture taking the same
-  steps (:class:`LoopGANMM`), and their ratio;
+  steps (:class:`LoopGANMM`), their iterations timed in turns, and their
+  ratio;
 - the FLOPs of one GAN training step (counted by ``torch.utils.flop_counter``
   on the real step: forward, backward and the gradient penalty), the GFLOP/s
   achieved during the M-step, and that against the machine's dense matmul
@@ -248,12 +249,22 @@ def _model(cls: type[GANMM], X: np.ndarray, k: int, bench: BenchConfig) -> GANMM
     return model
 
 
-def _iteration_seconds(model: GANMM, bench: BenchConfig) -> float:
-    dev = model.device_
+def _warm(model: GANMM, bench: BenchConfig) -> GANMM:
     for it in range(1, bench.warmup + 1):
         model._iterate(it)
-    times = [_timed(lambda: model._iterate(bench.warmup + 1), dev) for _ in range(bench.repeats)]
-    return statistics.median(times)
+    return model
+
+
+def _iteration_seconds(models: dict[str, GANMM], bench: BenchConfig) -> dict[str, float]:
+    """The median seconds of an EM iteration of each (warm) model, their
+    iterations timed in turns. A shared machine's speed drifts over a minute
+    (by a third within minutes on one machine); timed one after the other,
+    the batched model and the loop would each meet another machine."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(bench.repeats):
+        for name, model in models.items():
+            times[name].append(_timed(lambda m=model: m._iterate(bench.warmup + 1), model.device_))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 class _FlopCount(TorchDispatchMode):
@@ -325,17 +336,24 @@ def gradient_paths(X: np.ndarray, bench: BenchConfig) -> dict:
 
 def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bool,
             peak_size: int | None = None) -> dict:
-    """Iteration seconds of the batched ensemble (and of the loop when ``loop``);
+    """Iteration seconds of the batched ensemble (and of the loop when ``loop``,
+    the two models' iterations timed in turns);
     with ``detail``, also GAN-step GFLOP/s and its fraction of the matmul peak
     (products of ``peak_size`` timed in turns with the steps; None: the size
     :func:`matmul_peak` finds), the E-step's parts and peak memory."""
     dev = resolve_device(bench.device)
     memory = PeakMemory(dev)
     memory.reset()
-    model = _model(GANMM, X, k, bench)
-    out: dict = {"k": k, "n": len(X), "batched_seconds": _iteration_seconds(model, bench)}
+    model = _warm(_model(GANMM, X, k, bench), bench)
+    out: dict = {"k": k, "n": len(X)}
     if detail:
-        out["peak_memory_mb"] = memory.read()
+        out["peak_memory_mb"] = memory.read()  # the ensemble's iterations, before the loop's model exists
+    others = {"loop_seconds": _warm(_model(LoopGANMM, X, k, bench), bench)} if loop else {}
+    out.update(_iteration_seconds({"batched_seconds": model, **others}, bench))
+    del others  # the loop's networks go before the detailed measurements
+    if loop:
+        out["speedup"] = out["loop_seconds"] / out["batched_seconds"]
+    if detail:
         n_steps = max(model.config.n_epoch, 5)
         flops = step_flops(model)
         peak_size = peak_size or matmul_peak(dev)[1]
@@ -347,10 +365,6 @@ def measure(X: np.ndarray, k: int, bench: BenchConfig, *, loop: bool, detail: bo
             _timed(model._train_classifier, dev) for _ in range(bench.repeats))
         out["assign_seconds"] = statistics.median(
             _timed(lambda: model._posterior(model._X).argmax(1), dev) for _ in range(bench.repeats))
-    del model
-    if loop:
-        out["loop_seconds"] = _iteration_seconds(_model(LoopGANMM, X, k, bench), bench)
-        out["speedup"] = out["loop_seconds"] / out["batched_seconds"]
     return out
 
 

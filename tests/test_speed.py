@@ -2,13 +2,14 @@
 what the README quotes."""
 
 import json
+import time
 
 import numpy as np
 import pytest
 import torch
 
 from ganmm.mixture import GANMM, GANMMConfig
-from ganmm.speed import LoopGANMM, grown_mnist, step_flops
+from ganmm.speed import BenchConfig, LoopGANMM, _iteration_seconds, grown_mnist, step_flops
 from tests.test_cli import ganmm
 
 SMALL = dict(hidden=32, z_dim=8, batch_size=16, n_critic=2, n_pretrain=1, n_epoch=2, classifier_steps=2,
@@ -45,6 +46,28 @@ def test_loop_baseline_clusters_like_a_model():
     snaps = list(model.fit_iter(X))
     assert [s.iteration for s in snaps] == [0, 1, 2]
     assert snaps[-1].sizes.sum() == 60 and np.isfinite(snaps[-1].samples).all()
+
+
+def test_the_two_models_iterations_are_timed_in_turns():
+    """A machine's speed drifts: the batched model and the loop must be timed
+    over the same minutes, one iteration each in turn, not one block after
+    the other."""
+    calls = []
+
+    class Fake:
+        device_ = torch.device("cpu")
+
+        def __init__(self, name, seconds):
+            self.name, self.seconds = name, seconds
+
+        def _iterate(self, iteration):
+            calls.append((self.name, iteration))
+            time.sleep(self.seconds)
+
+    bench = BenchConfig(device="cpu", repeats=3, warmup=2)
+    got = _iteration_seconds({"a": Fake("a", 0.01), "b": Fake("b", 0.2)}, bench)
+    assert calls == [("a", 3), ("b", 3)] * 3
+    assert 0.01 <= got["a"] < got["b"] and got["b"] >= 0.2  # each model's own median
 
 
 def test_grown_mnist_repeats_with_noise():
