@@ -107,7 +107,9 @@ class GANMMConfig(BaseConfig):
     augment_scale: float = 0.1
     """affine: largest zoom in or out (0.1: 0.9x to 1.1x)"""
     classifier_noise: float = 0.1
-    """affine: standard deviation of the Gaussian pixel noise added after the move"""
+    """affine: standard deviation of the Gaussian pixel noise added after the move
+    (every pixel of a step its own value, from a pool of draws renewed a tenth
+    per classifier step: ``GANMM._add_pixel_noise``)"""
     feature_noise: float = 0.2
     """noise: standard deviation of the Gaussian noise added to each generated
     point, in units of each feature's standard deviation in the data (on
@@ -196,9 +198,9 @@ PRESETS: dict[str, dict] = {
     # steps per M-step, 10 classifier steps per E-step on moved images, sigma_t
     # fading over ~450 iterations (~15 on other data), k-means initial split,
     # converged after 20 calm iterations, each generator's share floored at half the
-    # average for the classifier: an EM iteration in about
-    # 0.18 s on mnist5k on a 2-core CPU (benchmarks/quality.md has the tables that
-    # chose each setting).
+    # average for the classifier: an EM iteration in about 0.18 s on mnist5k on
+    # one 2-core CPU, 0.39 s on a slower one (benchmarks/quality.md has the tables
+    # that chose each setting).
     "default": {},
     # The default preset before the quality work (kept to compare with): width 256,
     # 30 generator steps per M-step, 50 classifier steps on plain generated
