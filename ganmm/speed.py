@@ -257,12 +257,13 @@ def _warm(model: GANMM, bench: BenchConfig) -> GANMM:
 
 def _iteration_seconds(models: dict[str, GANMM], bench: BenchConfig) -> dict[str, float]:
     """The median seconds of an EM iteration of each (warm) model, their
-    iterations timed in turns. A shared machine's speed drifts over a minute
-    (by a third within minutes on one machine); timed one after the other,
-    the batched model and the loop would each meet another machine."""
+    iterations timed in turns, the order reversed every other round. A shared
+    machine's speed drifts over a minute (by a third within minutes on one
+    machine); timed one after the other, the batched model and the loop would
+    each meet another machine."""
     times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(bench.repeats):
-        for name, model in models.items():
+    for r in range(bench.repeats):
+        for name, model in (models.items() if r % 2 == 0 else reversed(models.items())):
             times[name].append(_timed(lambda m=model: m._iterate(bench.warmup + 1), model.device_))
     return {name: statistics.median(t) for name, t in times.items()}
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganmm import speed
 from ganmm.mixture import GANMM, GANMMConfig
 from ganmm.speed import BenchConfig, LoopGANMM, _iteration_seconds, grown_mnist, step_flops
 from tests.test_cli import ganmm
@@ -48,7 +49,7 @@ def test_loop_baseline_clusters_like_a_model():
     assert snaps[-1].sizes.sum() == 60 and np.isfinite(snaps[-1].samples).all()
 
 
-def test_the_two_models_iterations_are_timed_in_turns():
+def test_the_two_models_iterations_are_timed_in_turns(monkeypatch):
     """A machine's speed drifts: the batched model and the loop must be timed
     over the same minutes, one iteration each in turn, not one block after
     the other."""
@@ -66,8 +67,15 @@ def test_the_two_models_iterations_are_timed_in_turns():
 
     bench = BenchConfig(device="cpu", repeats=3, warmup=2)
     got = _iteration_seconds({"a": Fake("a", 0.01), "b": Fake("b", 0.2)}, bench)
-    assert calls == [("a", 3), ("b", 3)] * 3
+    assert calls == [("a", 3), ("b", 3), ("b", 3), ("a", 3), ("a", 3), ("b", 3)]  # neither always first
     assert 0.01 <= got["a"] < got["b"] and got["b"] >= 0.2  # each model's own median
+    # the benchmark's comparison hands both models to it together
+    calls.clear()
+    monkeypatch.setattr(speed, "_model", lambda cls, X, k, bench: Fake(cls.__name__, 0.001))
+    row = speed.measure(np.zeros((4, 2), np.float32), 3, bench, loop=True, detail=False)
+    timed = [name for name, iteration in calls if iteration == 3]
+    assert timed == ["GANMM", "LoopGANMM", "LoopGANMM", "GANMM", "GANMM", "LoopGANMM"]
+    assert row["speedup"] == pytest.approx(row["loop_seconds"] / row["batched_seconds"])
 
 
 def test_grown_mnist_repeats_with_noise():
