@@ -199,7 +199,7 @@ PRESETS: dict[str, dict] = {
     # fading over ~450 iterations (~15 on other data), k-means initial split,
     # converged after 20 calm iterations, each generator's share floored at half the
     # average for the classifier: an EM iteration in about 0.18 s on mnist5k on
-    # one 2-core CPU, 0.39 s on a slower one (benchmarks/quality.md has the tables
+    # one 2-core CPU, 0.4-0.5 s on a slower one (benchmarks/quality.md has the tables
     # that chose each setting).
     "default": {},
     # The default preset before the quality work (kept to compare with): width 256,

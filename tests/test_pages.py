@@ -141,6 +141,12 @@ def test_train_form_limits_follow_the_preset_and_a_zero_budget_means_none():
     record = mgr.wait(run_id, timeout=120)
     assert record.status == "done", record.error
     assert (record.config["resolved"]["max_iter"], record.config["resolved"]["time_budget"]) == (1, None)
+    assert record.config["resolved"]["tol"] == 0.001  # stops when settled, as the preset
+    at.checkbox(key="train-settle").uncheck().run()  # keep watching: never settled
+    at.button[0].click().run()
+    record = mgr.wait(at.session_state["run_id"], timeout=120)
+    assert record.status == "done", record.error
+    assert record.config["resolved"]["tol"] < 0
 
 
 def test_train_page_live_view_of_a_finished_run_with_labels():

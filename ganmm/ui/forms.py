@@ -73,6 +73,12 @@ def run_settings_ui(n_rows: int, n_classes: int | None, n_features: int, key: st
             arch = c2.selectbox("Networks", ["mlp", "conv"], key=f"{key}-arch",
                                 help="conv: convolutional generators and critics for 28x28 images")
             settings["arch"] = arch
+        settle = c3.checkbox("Stop when settled", value=True, key=f"{key}-settle",
+                             help="end the run once the assignments hold still (at most 0.1% of the "
+                                  "points move) for the preset's number of iterations in a row; off: "
+                                  "run to the iteration cap or the time budget, to keep watching")
+        if not settle:
+            settings["tol"] = -1.0  # no iteration moves fewer than -1 points: never settled
     elif model == "gmm":
         cov = st.selectbox("Covariance", ["full", "diag", "tied", "spherical"],
                            index=0 if n_features <= 64 or space == "embedded" else 1, key=f"{key}-cov")

@@ -66,7 +66,7 @@ def click_until(main, button: str, shown: re.Pattern, tries: int = 6) -> None:
 
     for _ in range(tries):
         try:
-            main.get_by_role("button", name=button).click(timeout=10_000)
+            main.get_by_role("button", name=button, exact=True).click(timeout=10_000)
             expect(main.get_by_text(shown)).to_be_visible(timeout=15_000)
             return
         except (AssertionError, PlaywrightError):
@@ -107,6 +107,8 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
     expect(main.get_by_text("Dataset moons")).to_be_visible()
     main.get_by_label("Iterations (cap)").fill("20000")
     main.get_by_label("Run name (optional)").fill("ganmm moons")
+    main.get_by_text("Stop when settled", exact=True).click()  # still training when Stop comes
+    expect(main.get_by_role("checkbox", name="Stop when settled")).not_to_be_checked()
     main.get_by_role("button", name="Start training").click()
     first = iteration_shown(main)
     sizes_chart = main.locator('[data-testid="stPlotlyChart"]').first
