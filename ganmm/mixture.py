@@ -433,13 +433,9 @@ class GANMM(ClusterModel):
         m = flat.numel()
         if m == 0:
             return
-        if flat.device.type != "cpu":
-            noise = self._buffer("pixel_noise", (m,)).normal_(generator=self._g)
-            flat.add_(noise, alpha=self.config.classifier_noise)
-            return
         old = self._buffers.get("pixel_noise")
         pool = self._buffer("pixel_noise", (m,))  # unit normals
-        if pool is not old:  # new memory: draw all of it
+        if pool is not old or flat.device.type != "cpu":  # new memory, or a GPU: draw all of it
             start, count = 0, m
         else:
             start, count = self._pool_next, -(-m // self.POOL_RENEWAL)

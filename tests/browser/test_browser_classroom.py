@@ -32,9 +32,8 @@ def test_classroom_steps_and_every_picture_changes(server, page):
     page.wait_for_url("**/Classroom")
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_role("heading", name="Classroom")).to_be_visible()
-    # iteration 0 (the initial split and the GANs' pretraining) is computed in the background:
-    # 7 s alone on a slow 2-core machine, but as the suite's first test (a cold server, chromium
-    # starting) it once took over 60 s there
+    # iteration 0 (the initial split and the GANs' pretraining) is computed in the background
+    # (7 s alone on a slow 2-core machine)
     expect(main.get_by_test_id("stMetricValue").first).to_have_text("0", timeout=180_000)
     wait_for_app(page)
     for title in ("GMM (EM)", "GANMM (ε-EM)", "GANMM-EM (hard EM)"):
