@@ -1,6 +1,6 @@
 """What the dashboard costs and how live it is, measured (printed, never asserted).
 
-    python benchmarks/dashboard.py [--soak-minutes 30] [--only cold,refresh,delay,umap,soak] [--json PATH]
+    python benchmarks/dashboard.py [--soak-minutes 30] [--only cold,refresh,delay,umap,soak,watched] [--json PATH]
 
 - cold: ``streamlit run app.py`` started to the home page's title painted in chromium;
 - refresh: server time of one live-view refresh (the fragment's body) on the Train
@@ -11,7 +11,15 @@
 - umap: UMAP fit of mnist5k on the projection worker (first fit in a fresh process,
   numba compilation included);
 - soak: the server's resident memory while a browser keeps the live view of a
-  training mnist5k GANMM run open for ``--soak-minutes``.
+  training mnist5k GANMM run open for ``--soak-minutes``;
+- watched: work done in the server while a browser watches it, on two servers in
+  turn: one with Streamlit's full garbage collection after every script run (its
+  default, ``runner.postScriptGC``), one as configured (``.streamlit/config.toml``
+  turns it off). On each: the Classroom's iteration 0 (opened to shown) and the
+  "last step" of three Steps on moons, then a GANMM run on moons started on the
+  Train page and its iterations per minute with the live view open (counted over
+  a minute, from 20 s after its first iteration). A 2-D set keeps the server's
+  other work (a UMAP picture, reference fits on 784 features) out of the count.
 
 Needs chromium (``make test`` installs it) and the Python packages of
 requirements-test.txt. Everything runs on loopback with temporary GANMM_HOMEs.
@@ -43,12 +51,13 @@ ITERATION = re.compile(r"iteration (\d+) of at most")
 
 # ---- a server and a browser -------------------------------------------------------------
 
-def start_server(home: Path) -> tuple[subprocess.Popen, str, float]:
-    """streamlit run app.py on a free loopback port; returns (process, url, start time)."""
+def start_server(home: Path, env: dict | None = None) -> tuple[subprocess.Popen, str, float]:
+    """streamlit run app.py on a free loopback port (``env``: more environment
+    variables); returns (process, url, start time)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, GANMM_HOME=str(home))
+    env = dict(os.environ, GANMM_HOME=str(home), **(env or {}))
     began = time.time()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -65,6 +74,18 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str, float]:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("the streamlit server did not start")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop it as Ctrl-C would; kill it if it has not ended after 30 s (a server
+    with a run training can take a while)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait(10)
 
 
 def rss_mb(pid: int) -> float:
@@ -98,8 +119,7 @@ def cold_start(browser) -> dict:
         page.get_by_role("heading", name="GANMM Studio").wait_for(timeout=120_000)
         painted = time.time()
         page.close()
-        proc.terminate()
-        proc.wait(10)
+        stop_server(proc)
     return {"server_ready_s": ready - began, "first_paint_s": painted - began}
 
 
@@ -179,8 +199,7 @@ def store_to_browser(browser, samples: int = 15) -> dict:
         with sqlite3.connect(home / "runs.db") as db:
             written = dict(db.execute("SELECT iteration, written FROM iterations"))
         page.close()
-        proc.terminate()
-        proc.wait(10)
+        stop_server(proc)
     delays = [seen[i] - written[i] for i in seen if i in written and i > min(seen)]
     return {"samples": len(delays), "p50_s": statistics.median(delays), "p95_s": pct(delays, 0.95),
             "max_s": max(delays)}
@@ -221,26 +240,81 @@ def soak(browser, minutes: float) -> dict:
         text = page.inner_text("body")
         errors = page.locator('[data-testid="stException"]').count()
         page.close()
-        proc.terminate()
-        proc.wait(10)
+        stop_server(proc)
     m = ITERATION.search(text)
     return {"minutes": minutes, "rss_start_mb": start, "rss_end_mb": samples[-1][1],
             "rss_max_mb": max(v for _, v in samples), "iteration_at_end": int(m.group(1)) if m else None,
             "page_exceptions": errors, "samples": samples}
 
 
+LAST_STEP = re.compile(r"last step ([0-9.]+) s")
+
+
+def watched(browser, minute: float = 60.0) -> dict:
+    """The Classroom's steps and a training run's pace in a watched server, with and
+    without Streamlit's post-run garbage collection (see the module docstring)."""
+    from playwright.sync_api import expect
+
+    out: dict = {}
+    for label, env in (("gc_after_every_run", {"STREAMLIT_RUNNER_POST_SCRIPT_GC": "true"}),
+                       ("as_configured", {})):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, url, _ = start_server(Path(tmp), env)
+            page = browser.new_page()
+            main = page.locator('[data-testid="stMain"]')
+            metric = main.get_by_test_id("stMetricValue").first
+            began = time.time()
+            page.goto(url + "/Classroom")
+            expect(metric).to_have_text("0", timeout=900_000)
+            first = time.time() - began
+            steps = []
+            for n in (1, 2, 3):
+                main.get_by_role("button", name="Step", exact=True).click()
+                expect(metric).to_have_text(str(n), timeout=600_000)
+                steps.append(float(LAST_STEP.search(page.inner_text("body")).group(1)))
+            # a GANMM run on moons, chosen on the Data page of the same session
+            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Data").click()
+            main.get_by_role("combobox", name="Built-in dataset").click()
+            page.get_by_role("option", name=re.compile(r"^moons\b")).first.click()
+            expect(main.get_by_role("combobox", name="Built-in dataset")).to_have_value(re.compile("^moons"))
+            main.get_by_role("button", name="Use this dataset for new runs").click()
+            expect(main.get_by_text("New runs on the Train page use this dataset")).to_be_visible()
+            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Train").click()
+            expect(main.get_by_text("Dataset moons")).to_be_visible()
+            main.get_by_label("Iterations (cap)").fill("100000")
+            main.get_by_label("Time budget (s, 0 = none)").fill("900")
+            main.get_by_text("Stop when settled", exact=True).click()
+            main.get_by_role("button", name="Start training").click()
+            page.get_by_text(ITERATION).first.wait_for(timeout=600_000)
+            page.wait_for_timeout(20_000)  # the reference lines are fitted meanwhile
+            start = int(ITERATION.search(page.inner_text("body")).group(1))
+            page.wait_for_timeout(minute * 1000)
+            end = int(ITERATION.search(page.inner_text("body")).group(1))
+            page.close()
+            stop_server(proc)
+        out[label] = {"classroom_iteration0_s": first, "classroom_steps_s": steps,
+                      "training_iterations_per_minute": (end - start) * 60.0 / minute}
+        print(json.dumps({label: out[label]}), file=sys.stderr, flush=True)
+    on, off = out["gc_after_every_run"], out["as_configured"]
+    out["ratios"] = {
+        "classroom_iteration0": on["classroom_iteration0_s"] / off["classroom_iteration0_s"],
+        "classroom_step": statistics.median(on["classroom_steps_s"]) / statistics.median(off["classroom_steps_s"]),
+        "training_pace": off["training_iterations_per_minute"] / max(on["training_iterations_per_minute"], 1e-9)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--soak-minutes", type=float, default=30.0)
-    ap.add_argument("--only", default="cold,refresh,delay,umap,soak")
+    ap.add_argument("--only", default="cold,refresh,delay,umap,soak,watched")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     wanted = args.only.split(",")
     out: dict = {"cpu_cores": os.cpu_count()}
-    pw, browser = chromium() if {"cold", "delay", "soak"} & set(wanted) else (None, None)
+    pw, browser = chromium() if {"cold", "delay", "soak", "watched"} & set(wanted) else (None, None)
     steps = {"cold": lambda: cold_start(browser), "refresh": live_refresh,
              "delay": lambda: store_to_browser(browser), "umap": umap_fit,
-             "soak": lambda: soak(browser, args.soak_minutes)}
+             "soak": lambda: soak(browser, args.soak_minutes), "watched": lambda: watched(browser)}
     for name in wanted:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         out[name] = steps[name]()
@@ -258,6 +332,19 @@ def main() -> None:
             (f"server memory, {args.soak_minutes:g} min live view",
              f"{out['soak']['rss_start_mb']:.0f} -> {out['soak']['rss_end_mb']:.0f} MB "
              f"(max {out['soak']['rss_max_mb']:.0f})", "") if "soak" in out else None]
+    if "watched" in out:
+        w = out["watched"]
+        on, off = w["gc_after_every_run"], w["as_configured"]
+        rows += [("Classroom iteration 0, opened to shown: GC after every run / as configured",
+                  f"{on['classroom_iteration0_s']:.1f} s / {off['classroom_iteration0_s']:.1f} s "
+                  f"({w['ratios']['classroom_iteration0']:.1f}x)", ""),
+                 ("Classroom step (median of 3): GC after every run / as configured",
+                  f"{statistics.median(on['classroom_steps_s']):.2f} s / "
+                  f"{statistics.median(off['classroom_steps_s']):.2f} s ({w['ratios']['classroom_step']:.1f}x)", ""),
+                 ("moons GANMM in the server, live view open: iterations per minute, "
+                  "GC after every run / as configured",
+                  f"{on['training_iterations_per_minute']:.0f} / {off['training_iterations_per_minute']:.0f} "
+                  f"({w['ratios']['training_pace']:.1f}x)", "")]
     print("| measure | value | goal |\n|---|---|---|")
     for row in filter(None, rows):
         print(f"| {row[0]} | {row[1]} | {row[2]} |")

@@ -69,7 +69,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "browser"))
 
 from browser_helpers import wait_for_app  # noqa: E402
-from dashboard import ITERATION, ROOT, chromium, pct, rss_mb, start_server  # noqa: E402
+from dashboard import ITERATION, ROOT, chromium, pct, rss_mb, start_server, stop_server  # noqa: E402
 
 from ganmm.store import RunStore  # noqa: E402
 
@@ -273,16 +273,6 @@ class Trainers:
             except subprocess.TimeoutExpired:
                 run.proc.kill()
                 run.proc.wait(10)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    proc.wait(10)
 
 
 # ---- one browser session ------------------------------------------------------------
