@@ -256,6 +256,23 @@ def test_classroom_steps_resets_and_switches_dataset():
     assert not at.exception
 
 
+def test_the_server_runs_no_full_garbage_collection_after_each_script_run():
+    """Streamlit's default collects all garbage after every rerun, a fragment's timed
+    rerun included: with torch, scikit-learn and UMAP loaded that holds the GIL for
+    about 0.35 s, so the Classroom's poll and the live view starved the lessons and
+    runs training in the server. The project's config turns it off, as Streamlit
+    reads it where `make run` starts the server (a renamed option would fall back to
+    the default and fail here)."""
+    import subprocess
+    import sys
+
+    ask = ("from streamlit import config; config.get_config_options(force_reparse=True); "
+           "print(config.get_option('runner.postScriptGC'))")
+    out = subprocess.run([sys.executable, "-c", ask], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_classroom_teacher_mode_hides_the_settings_and_keeps_the_lesson():
     at = page("pages/4_Classroom.py").run()
     _until(at, "0")

@@ -32,8 +32,9 @@ def test_classroom_steps_and_every_picture_changes(server, page):
     page.wait_for_url("**/Classroom")
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_role("heading", name="Classroom")).to_be_visible()
-    # iteration 0 (the initial split and the GANs' pretraining) is computed in the background
-    # (7 s alone on a slow 2-core machine)
+    # iteration 0 (the initial split and the GANs' pretraining) is computed in the background:
+    # 5 to 7 s alone on a 2-core machine, about 15 s from the click here. It took minutes
+    # while Streamlit collected garbage after every poll of the page (.streamlit/config.toml).
     expect(main.get_by_test_id("stMetricValue").first).to_have_text("0", timeout=180_000)
     wait_for_app(page)
     for title in ("GMM (EM)", "GANMM (ε-EM)", "GANMM-EM (hard EM)"):
