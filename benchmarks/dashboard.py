@@ -43,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "browser"))  # browser_helpers
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -253,6 +254,7 @@ LAST_STEP = re.compile(r"last step ([0-9.]+) s")
 def watched(browser, minute: float = 60.0) -> dict:
     """The Classroom's steps and a training run's pace in a watched server, with and
     without Streamlit's post-run garbage collection (see the module docstring)."""
+    from browser_helpers import choose
     from playwright.sync_api import expect
 
     out: dict = {}
@@ -274,9 +276,7 @@ def watched(browser, minute: float = 60.0) -> dict:
                 steps.append(float(LAST_STEP.search(page.inner_text("body")).group(1)))
             # a GANMM run on moons, chosen on the Data page of the same session
             page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Data").click()
-            main.get_by_role("combobox", name="Built-in dataset").click()
-            page.get_by_role("option", name=re.compile(r"^moons\b")).first.click()
-            expect(main.get_by_role("combobox", name="Built-in dataset")).to_have_value(re.compile("^moons"))
+            choose(main, "Built-in dataset", "moons")
             main.get_by_role("button", name="Use this dataset for new runs").click()
             expect(main.get_by_text("New runs on the Train page use this dataset")).to_be_visible()
             page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Train").click()

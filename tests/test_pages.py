@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -263,9 +265,6 @@ def test_the_server_runs_no_full_garbage_collection_after_each_script_run():
     runs training in the server. The project's config turns it off, as Streamlit
     reads it where `make run` starts the server (a renamed option would fall back to
     the default and fail here)."""
-    import subprocess
-    import sys
-
     ask = ("from streamlit import config; config.get_config_options(force_reparse=True); "
            "print(config.get_option('runner.postScriptGC'))")
     out = subprocess.run([sys.executable, "-c", ask], cwd=ROOT, capture_output=True, text=True, timeout=120)

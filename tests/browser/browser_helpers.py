@@ -7,6 +7,7 @@ Import them in a test module with ``from browser_helpers import screenshot, wait
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +50,26 @@ _CHARTS_DRAWN = """() => {
   const images = all('img').every(img => img.complete && img.naturalWidth > 0);
   return plotly && vega && images;
 }"""
+
+
+def choose(main, label: str, option: str) -> None:
+    """Pick an option of a selectbox; a rerun landing at the click can close the
+    popup, so open it again (up to three times) until the option shows."""
+    from playwright.sync_api import expect
+
+    box = main.get_by_role("combobox", name=label)
+    wanted = main.page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b")).first
+    for attempt in range(3):
+        box.click()
+        try:
+            wanted.click(timeout=5_000)
+        except Exception:
+            if attempt == 2:
+                raise
+            main.page.keyboard.press("Escape")
+        else:
+            expect(box).to_have_value(re.compile(rf"^{re.escape(option)}\b"))
+            return
 
 
 def wait_for_charts(page, timeout: float = 30_000) -> None:

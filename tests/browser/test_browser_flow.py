@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from browser_helpers import screenshot, wait_for_app, wait_for_charts
+from browser_helpers import choose, screenshot, wait_for_app, wait_for_charts
 from playwright.sync_api import expect
 
 ITERATION = re.compile(r"iteration (\d+) of at most")
@@ -20,24 +20,6 @@ def open_page(page, server, name: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name).click()
     page.wait_for_url(f"**/{name}")
     wait_for_app(page)
-
-
-def choose(main, label: str, option: str) -> None:
-    """Pick an option of a selectbox; a rerun landing at the click can close the
-    popup, so open it again (up to three times) until the option shows."""
-    box = main.get_by_role("combobox", name=label)
-    wanted = main.page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b")).first
-    for attempt in range(3):
-        box.click()
-        try:
-            wanted.click(timeout=5_000)
-        except Exception:
-            if attempt == 2:
-                raise
-            main.page.keyboard.press("Escape")
-        else:
-            expect(box).to_have_value(re.compile(rf"^{re.escape(option)}\b"))
-            return
 
 
 def wait_quiet(page, seconds: float = 3.0, timeout: float = 120.0) -> None:
