@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -270,6 +271,24 @@ def test_the_server_runs_no_full_garbage_collection_after_each_script_run():
     out = subprocess.run([sys.executable, "-c", ask], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_pages_turn_the_collection_off_wherever_the_server_starts(tmp_path):
+    """Streamlit reads .streamlit/config.toml from the directory it starts in, so a
+    server started elsewhere (`streamlit run /path/to/app.py`) would collect after
+    every rerun again; the module every page imports turns it off, unless the user
+    chose a value themselves (a flag or STREAMLIT_RUNNER_POST_SCRIPT_GC, which
+    `streamlit run` hands to the config as it does here)."""
+    ask = ("from streamlit import config; import sys; "
+           "flags = {'runner.postScriptGC': True} if sys.argv[1] == 'chosen' else {}; "
+           "config.get_config_options(force_reparse=True, options_from_flags=flags); "
+           "import ganmm.ui.common; print(config.get_option('runner.postScriptGC'))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for case, expected in (("default", "False"), ("chosen", "True")):
+        out = subprocess.run([sys.executable, "-c", ask, case], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == expected, (case, out.stdout)
 
 
 def test_classroom_teacher_mode_hides_the_settings_and_keeps_the_lesson():

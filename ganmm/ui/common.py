@@ -23,6 +23,25 @@ MAX_CONCURRENT = 2
 """runs that train at once in one server; the others wait queued"""
 
 
+def no_full_collection_after_each_run() -> None:
+    """Turn off Streamlit's full garbage collection after every script run
+    (``runner.postScriptGC``) unless the user set it themselves.
+
+    The repository's ``.streamlit/config.toml`` says so too, but Streamlit reads
+    that file from the directory the server starts in: ``streamlit run`` from
+    anywhere else got the default back, and with it a collection of about 0.35 s,
+    holding the GIL, after every poll of the Classroom and the live view, which
+    starved the lessons and runs training in the server (see the config file).
+    Every page imports this module, so this holds wherever the server started."""
+    from streamlit import config
+
+    if not config.is_manually_set("runner.postScriptGC"):
+        config.set_option("runner.postScriptGC", False, where_defined=__name__)
+
+
+no_full_collection_after_each_run()
+
+
 @dataclass(frozen=True)
 class DataChoice:
     """The dataset a browser session works on: what ``ganmm.data.load`` takes."""
