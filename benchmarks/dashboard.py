@@ -299,8 +299,15 @@ def watched(browser, minute: float = 60.0) -> dict:
     out["ratios"] = {
         "classroom_iteration0": on["classroom_iteration0_s"] / off["classroom_iteration0_s"],
         "classroom_step": statistics.median(on["classroom_steps_s"]) / statistics.median(off["classroom_steps_s"]),
-        "training_pace": off["training_iterations_per_minute"] / max(on["training_iterations_per_minute"], 1e-9)}
+        # None when the run with the collection trained nothing in its minute: no ratio to give
+        "training_pace": (off["training_iterations_per_minute"] / on["training_iterations_per_minute"]
+                          if on["training_iterations_per_minute"] > 0 else None)}
     return out
+
+
+def _times(ratio: float | None) -> str:
+    """A ratio as "2.1x", or why there is none."""
+    return "no ratio: none trained with the collection" if ratio is None else f"{ratio:.1f}x"
 
 
 def main() -> None:
@@ -344,7 +351,7 @@ def main() -> None:
                  ("moons GANMM in the server, live view open: iterations per minute, "
                   "GC after every run / as configured",
                   f"{on['training_iterations_per_minute']:.0f} / {off['training_iterations_per_minute']:.0f} "
-                  f"({w['ratios']['training_pace']:.1f}x)", "")]
+                  f"({_times(w['ratios']['training_pace'])})", "")]
     print("| measure | value | goal |\n|---|---|---|")
     for row in filter(None, rows):
         print(f"| {row[0]} | {row[1]} | {row[2]} |")
