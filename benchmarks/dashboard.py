@@ -11,7 +11,8 @@
 - umap: UMAP fit of mnist5k on the projection worker (first fit in a fresh process,
   numba compilation included);
 - soak: the server's resident memory while a browser keeps the live view of a
-  training mnist5k GANMM run open for ``--soak-minutes``;
+  training mnist5k GANMM run open for ``--soak-minutes``, and the run's pace
+  (iterations a minute) over each half;
 - watched: work done in the server while a browser watches it, on two servers in
   turn: one with Streamlit's full garbage collection after every script run (its
   default, ``runner.postScriptGC``), one as configured (``.streamlit/config.toml``
@@ -233,19 +234,32 @@ def soak(browser, minutes: float) -> dict:
         main.get_by_role("button", name="Start training").click()
         page.get_by_text(ITERATION).first.wait_for(timeout=600_000)
         start = rss_mb(proc.pid)
-        samples = [(0.0, start)]
+        samples = [(0.0, start, _shown_iteration(page))]  # (minutes, MB, iteration the page shows)
         t0 = time.time()
         while time.time() - t0 < minutes * 60:
             time.sleep(min(60.0, minutes * 60 / 10))
-            samples.append(((time.time() - t0) / 60, rss_mb(proc.pid)))
-        text = page.inner_text("body")
+            samples.append(((time.time() - t0) / 60, rss_mb(proc.pid), _shown_iteration(page)))
         errors = page.locator('[data-testid="stException"]').count()
         page.close()
         stop_server(proc)
-    m = ITERATION.search(text)
     return {"minutes": minutes, "rss_start_mb": start, "rss_end_mb": samples[-1][1],
-            "rss_max_mb": max(v for _, v in samples), "iteration_at_end": int(m.group(1)) if m else None,
-            "page_exceptions": errors, "samples": samples}
+            "rss_max_mb": max(v for _, v, _ in samples), "iteration_at_end": samples[-1][2],
+            "page_exceptions": errors, "samples": samples, "pace": _halves_pace(samples)}
+
+
+def _shown_iteration(page) -> int | None:
+    m = ITERATION.search(page.inner_text("body"))
+    return int(m.group(1)) if m else None
+
+
+def _halves_pace(samples: list[tuple[float, float, int | None]]) -> dict[str, float | None]:
+    """Iterations a minute over the first and the second half of the soak: the first
+    shares the CPU with the dataset's one-time UMAP and reference fits."""
+    mid = samples[len(samples) // 2]
+    out = {}
+    for name, (a, b) in (("first_half_per_minute", (samples[0], mid)), ("second_half_per_minute", (mid, samples[-1]))):
+        out[name] = (b[2] - a[2]) / (b[0] - a[0]) if None not in (a[2], b[2]) and b[0] > a[0] else None
+    return out
 
 
 LAST_STEP = re.compile(r"last step ([0-9.]+) s")
@@ -338,7 +352,10 @@ def main() -> None:
             ("UMAP fit, mnist5k", f"{out['umap']['fit_s']:.1f} s", "") if "umap" in out else None,
             (f"server memory, {args.soak_minutes:g} min live view",
              f"{out['soak']['rss_start_mb']:.0f} -> {out['soak']['rss_end_mb']:.0f} MB "
-             f"(max {out['soak']['rss_max_mb']:.0f})", "") if "soak" in out else None]
+             f"(max {out['soak']['rss_max_mb']:.0f})", "") if "soak" in out else None,
+            (f"iterations a minute of that run, first / second {args.soak_minutes / 2:g} min",
+             " / ".join("-" if v is None else f"{v:.0f}" for v in out["soak"]["pace"].values()), "")
+            if "soak" in out else None]
     if "watched" in out:
         w = out["watched"]
         on, off = w["gc_after_every_run"], w["as_configured"]
