@@ -139,7 +139,7 @@ def _lloyd_update(X: np.ndarray, a: np.ndarray, centers: np.ndarray) -> np.ndarr
 
     The sums are one product of the sparse (K, N) membership matrix with X:
     ``np.add.at`` took 50 ms per update on mnist5k against 4 ms, and a k-means
-    fit there (10 seedings, each run to convergence) 42 s."""
+    fit there (10 seedings, each run to convergence) about 40 s against 8.5."""
     k, n = len(centers), len(X)
     members = sparse.csr_matrix((np.ones(n, dtype=X.dtype), (a, np.arange(n))), shape=(k, n))
     sums = np.asarray(members @ X)
