@@ -192,9 +192,9 @@ def store_to_browser(browser, samples: int = 15) -> dict:
         seen: dict[int, float] = {}
         deadline = time.time() + 600
         while len(seen) < samples and time.time() < deadline:
-            m = ITERATION.search(page.inner_text("body"))
-            if m and int(m.group(1)) not in seen:
-                seen[int(m.group(1))] = time.time()
+            shown = _shown_iteration(page)
+            if shown is not None and shown not in seen:
+                seen[shown] = time.time()
             time.sleep(0.05)
         run.terminate()
         run.wait(30)
@@ -248,6 +248,7 @@ def soak(browser, minutes: float) -> dict:
 
 
 def _shown_iteration(page) -> int | None:
+    """The iteration number the page shows, or None when it shows none."""
     m = ITERATION.search(page.inner_text("body"))
     return int(m.group(1)) if m else None
 
@@ -301,9 +302,9 @@ def watched(browser, minute: float = 60.0) -> dict:
             main.get_by_role("button", name="Start training").click()
             page.get_by_text(ITERATION).first.wait_for(timeout=600_000)
             page.wait_for_timeout(20_000)  # the reference lines are fitted meanwhile
-            start = int(ITERATION.search(page.inner_text("body")).group(1))
+            start = _shown_iteration(page)
             page.wait_for_timeout(minute * 1000)
-            end = int(ITERATION.search(page.inner_text("body")).group(1))
+            end = _shown_iteration(page)
             page.close()
             stop_server(proc)
         out[label] = {"classroom_iteration0_s": first, "classroom_steps_s": steps,
