@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -358,3 +359,74 @@ def test_live_view_draws_the_latest_stored_samples_between_sample_iterations():
     at.session_state["run_id"] = run_id
     at.run()
     assert not at.exception and charts(at) >= 7
+
+
+def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(monkeypatch):
+    """Placing new generator samples in the UMAP picture takes 0.1-0.5 s while a run
+    trains: a live view (a timer redraws it) asks without waiting and meanwhile draws
+    the samples of an earlier iteration already placed, and says which; a view of a
+    run that has ended waits for its samples."""
+    import json
+
+    from ganmm.projection import ProjectionState
+    from ganmm.reference import compute_reference
+    from ganmm.store import RunStore
+    from ganmm.ui import live
+
+    class Projector:  # sample sets in ``ready`` are placed at once; others are "still running"
+        def __init__(self):
+            self.waits: list[float] = []
+            self.ready: set[bytes] = set()
+
+        def request(self, ds):
+            return ProjectionState("ready", embedding=np.zeros((ds.n_samples, 2), np.float32))
+
+        def transform(self, ds, points, timeout=10.0):
+            self.waits.append(timeout)
+            return points + 1.0 if points.tobytes() in self.ready else None
+
+    projector = Projector()
+    monkeypatch.setattr(live, "get_projector", lambda: projector)
+    tiny = dict(hidden=16, z_dim=4, batch_size=16, n_critic=1, n_pretrain=2, n_epoch=1, classifier_steps=2,
+                classifier_warmup=2, samples_every=3, tol=-1, time_budget=None, max_iter=100_000)
+    mgr = get_manager()
+    run_id = mgr.start(data.load("moons"), "ganmm", {"n_clusters": 2, **tiny}, dataset_source="moons")
+    store = RunStore()
+    while (store.get_run(run_id).iterations or 0) < 4:
+        assert store.get_run(run_id).status in ("queued", "running"), store.get_run(run_id).error
+        time.sleep(0.05)
+    mgr.pause(run_id)
+    while store.get_run(run_id).status != "paused":
+        time.sleep(0.05)
+    last = store.get_run(run_id).iterations
+    newest, earlier = last - last % 3, last - last % 3 - 3  # the latest two iterations with samples
+    flat = {i: np.ascontiguousarray(store.load_iteration(run_id, i).samples.reshape(-1, 2), dtype=np.float32)
+            for i in (newest, earlier)}
+    projector.ready.add(flat[earlier].tobytes())
+
+    def umap_title(at: AppTest) -> str:
+        titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")
+                  for c in at.get("plotly_chart")]
+        return next(t for t in titles if t.startswith("The data (2-D, as is)"))
+
+    at = page("pages/2_Train.py")
+    at.session_state["run_id"] = run_id
+    at.session_state[f"live-follow-{run_id}"] = False  # replay the earlier sample iteration: it gets placed
+    at.session_state[f"live-replay-{run_id}"] = earlier
+    at.run()
+    assert not at.exception
+    assert umap_title(at).endswith(f"generator samples of iteration {earlier}")
+    at.session_state[f"live-follow-{run_id}"] = True  # back to the latest: its samples are not placed yet
+    at.run()
+    assert not at.exception
+    assert umap_title(at).endswith(f"generator samples of iteration {earlier}")  # the earlier ones meanwhile
+    assert projector.waits and set(projector.waits) == {0.0}  # a paused run is redrawn: never a wait
+    projector.ready.add(flat[newest].tobytes())
+    at.run()
+    assert umap_title(at).endswith(f"generator samples of iteration {newest}")
+    assert mgr.stop(run_id) == "stopped"
+    compute_reference(data.load("moons"), 2, store.get_run(run_id).seed)  # no reference lines pending either
+    projector.waits.clear()
+    at.run()
+    assert not at.exception
+    assert projector.waits == [live.SETTLED_PLACEMENT_WAIT]  # nothing will redraw it: it waits

@@ -61,7 +61,7 @@ def _live_body(run_id: str, key: str, controls: bool, refreshing: bool) -> None:
     if not rows:
         st.info("Waiting for the first iteration (the initial split and the GANs' pretraining) ...")
     else:
-        panels(record, rows, _replay_slider(record, rows, key), key=key)
+        panels(record, rows, _replay_slider(record, rows, key), key=key, refreshing=refreshing)
     if refreshing and not _needs_refresh(record):
         st.rerun()  # nothing left to wait for: redraw the page once, without the timer
 
@@ -129,8 +129,10 @@ def _replay_slider(record: RunRecord, rows: list[IterationRecord], key: str) -> 
                             key=f"{key}-replay-{record.run_id}")
 
 
-def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: str) -> None:
-    """Every panel of the live view at iteration ``shown``."""
+def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: str,
+           refreshing: bool = False) -> None:
+    """Every panel of the live view at iteration ``shown`` (``refreshing``: a timer
+    redraws it within REFRESH_SECONDS)."""
     its = [r.iteration for r in rows]
     try:
         snap = common.load_iteration(record.run_id, shown)
@@ -152,7 +154,7 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
     with col1:
         samples_panel(record, drawn, key)
     with col2:
-        projection_panel(record, drawn, labels, key)
+        projection_panel(record, drawn, labels, key, refreshing=refreshing)
 
     col1, col2 = st.columns(2)
     with col1:
@@ -232,7 +234,7 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
                     key=f"{key}-samples", width="stretch")
 
 
-def projection_panel(record: RunRecord, snap, labels, key: str) -> None:
+def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: bool = False) -> None:
     """UMAP of the data by cluster or label, generated samples placed in it."""
     ds, why = common.run_dataset(record)
     if ds is None:
@@ -250,20 +252,59 @@ def projection_panel(record: RunRecord, snap, labels, key: str) -> None:
     first = 1 if ds.kind == "2d" and labels is not None else 0
     color_by = st.radio("Colour by", options, index=first, horizontal=True,
                         key=f"{key}-colour-{record.run_id}")
-    samples = None
-    if snap.samples is not None:
-        k, s, d = snap.samples.shape
-        placed = get_projector().transform(ds, snap.samples.reshape(k * s, d), timeout=0.5)
-        samples = None if placed is None else placed.reshape(k, s, 2)
+    samples, samples_of = placed_samples(ds, record.run_id, snap,
+                                         wait=0.0 if refreshing else SETTLED_PLACEMENT_WAIT)
     def build():
         fig = plots.scatter_clusters(
             state.embedding, snap.assignments, labels=None if labels is None else labels[0],
             label_names=None if labels is None else labels[1], color_by=color_by, samples=samples,
             axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]))
-        return fig.update_layout(title="UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)")
+        title = "UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)"
+        if samples_of is not None:
+            title += f", generator samples of iteration {samples_of}"
+        return fig.update_layout(title=title)
 
-    figure_key = ("umap", record.run_id, snap.iteration, color_by, samples is None)
+    figure_key = ("umap", record.run_id, snap.iteration, color_by, samples_of)
     st.plotly_chart(_figure(figure_key, build), key=f"{key}-umap", width="stretch")
+
+
+SETTLED_PLACEMENT_WAIT = 5.0
+"""seconds a view that no timer redraws (the run has ended) waits for its
+generator samples to be placed in the UMAP picture"""
+PLACEMENTS_KEPT = 8
+"""placed sample sets remembered per run (``_placements``)"""
+
+
+def placed_samples(ds, run_id: str, snap, *, wait: float) -> tuple[np.ndarray | None, int | None]:
+    """``snap``'s generator samples placed in the UMAP picture, (K, S, 2), and the
+    iteration they come from; (None, None) when there are none to draw.
+
+    Placing new samples (UMAP's transform, on the projector's worker) takes 0.1
+    to 0.5 s on a 2-core machine while a run trains, so a live view waits
+    ``wait`` seconds at most (0 when a timer redraws it) and meanwhile draws the
+    latest placed samples of an earlier iteration of the run, rather than a
+    picture without samples; a later refresh draws the new ones."""
+    if snap.samples is None:
+        return None, None
+    k, s, d = snap.samples.shape
+    source = snap.extras.get("samples_of", snap.iteration)
+    placed = get_projector().transform(ds, snap.samples.reshape(k * s, d), timeout=wait)
+    memory = _placements(run_id)
+    if placed is not None:
+        placed = memory[source] = placed.reshape(k, s, 2)
+        for old in sorted(memory)[:-PLACEMENTS_KEPT]:
+            memory.pop(old, None)
+        return placed, source
+    earlier = max((i for i in list(memory) if i < source), default=None)
+    found = None if earlier is None else memory.get(earlier)
+    return (found, earlier) if found is not None else (None, None)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _placements(run_id: str) -> dict[int, np.ndarray]:
+    """The run's generator samples placed in its UMAP picture so far, by the
+    iteration they come from (the latest PLACEMENTS_KEPT), shared by every session."""
+    return {}
 
 
 def confusion_figure(labels: tuple[np.ndarray, list[str]], snap):
