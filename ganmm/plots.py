@@ -57,26 +57,37 @@ def _floats(values: Sequence[float] | np.ndarray) -> np.ndarray:
                     dtype=float)
 
 
+def _made(traces: list[dict], title: str, x_title: str, y_title: str, height: int | None, *,
+          xaxis: dict | None = None, yaxis: dict | None = None, **layout) -> go.Figure:
+    """A figure made in one go: ``traces`` as plain dicts (each with its "type") and
+    the whole layout handed to the constructor, which validates everything once.
+    The same figure built trace by trace (``go.Scatter`` objects, ``add_trace``,
+    then ``update_layout``) took 2.5x as long (11 against 4 ms for the live view's
+    cluster sizes), and a live refresh builds several whenever an iteration arrives."""
+    axes = {"xaxis": dict(title=dict(text=x_title), **(xaxis or {})),
+            "yaxis": dict(title=dict(text=y_title), **(yaxis or {}))}
+    return go.Figure(data=traces, layout=dict(title=dict(text=title), margin=MARGIN, height=height,
+                                              **axes, **layout))
+
+
 def sizes_area(iterations: Sequence[int], sizes: np.ndarray, *, height: int = 320) -> go.Figure:
     """Stacked area of cluster sizes; sizes (T, K) ints, one trace per cluster."""
     s = _rows(sizes)  # (T, K); (T,) -> (T, 1)
     x = _xs(iterations, s.shape[0])
-    fig = go.Figure()
-    for i, c in enumerate(cluster_colors(s.shape[1])):
-        fig.add_trace(go.Scatter(x=x, y=s[:, i], name=f"cluster {i}", stackgroup="sizes",
-                                 mode="lines", line=dict(color=c, width=0.5), legendgroup=f"c{i}",
-                                 hovertemplate=f"cluster {i}: %{{y}}<extra></extra>"))
-    return _finish(fig, "Cluster sizes", "iteration", "points", height, hovermode="x unified")
+    traces = [dict(type="scatter", x=x, y=s[:, i], name=f"cluster {i}", stackgroup="sizes", mode="lines",
+                   line=dict(color=c, width=0.5), legendgroup=f"c{i}",
+                   hovertemplate=f"cluster {i}: %{{y}}<extra></extra>")
+              for i, c in enumerate(cluster_colors(s.shape[1]))]
+    return _made(traces, "Cluster sizes", "iteration", "points", height, hovermode="x unified")
 
 
 def sizes_bar(sizes: np.ndarray, *, height: int = 280) -> go.Figure:
     """Bar chart of the current cluster sizes; sizes (K,)."""
     s = np.asarray(sizes).reshape(-1)
-    fig = go.Figure(go.Bar(x=np.arange(len(s)), y=s, marker_color=cluster_colors(len(s)),
-                           hovertemplate="cluster %{x}: %{y} points<extra></extra>"))
-    if len(s) <= 30:
-        fig.update_xaxes(tickmode="linear", dtick=1)
-    return _finish(fig, "Current cluster sizes", "cluster", "points", height)
+    bar = dict(type="bar", x=np.arange(len(s)), y=s, marker=dict(color=cluster_colors(len(s))),
+               hovertemplate="cluster %{x}: %{y} points<extra></extra>")
+    return _made([bar], "Current cluster sizes", "cluster", "points", height,
+                 xaxis=dict(tickmode="linear", dtick=1) if len(s) <= 30 else None)
 
 
 def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[float]],
@@ -88,7 +99,7 @@ def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[floa
     fallback = cluster_colors(len(names))
     color = {n: _METRIC_COLORS.get(n, fallback[j]) for j, n in enumerate(names)}
     label = {n: _METRIC_LABELS.get(n, n) for n in names}
-    fig = go.Figure()
+    traces: list[dict] = []
     lows = [0.0]
     span = np.zeros(0)
     for n in names:
@@ -98,9 +109,9 @@ def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[floa
         x = _xs(iterations, len(y))
         span = np.concatenate([span, x.astype(float)])
         lows.append(float(np.nanmin(y)) if np.isfinite(y).any() else 0.0)
-        fig.add_trace(go.Scatter(x=x, y=y, name=label[n], mode="lines+markers" if len(y) < 3 else "lines",
-                                 line=dict(color=color[n]),
-                                 hovertemplate=f"{label[n]}: %{{y:.3f}}<extra></extra>"))
+        traces.append(dict(type="scatter", x=x, y=y, name=label[n],
+                           mode="lines+markers" if len(y) < 3 else "lines", line=dict(color=color[n]),
+                           hovertemplate=f"{label[n]}: %{{y:.3f}}<extra></extra>"))
     if span.size == 0:
         span = np.asarray(iterations, dtype=float).reshape(-1)
     lo, hi = (float(span.min()), float(span.max())) if span.size else (0.0, 1.0)
@@ -111,36 +122,35 @@ def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[floa
             if v is None or not np.isfinite(v):
                 continue
             lows.append(float(v))
-            fig.add_trace(go.Scatter(
-                x=[lo, hi], y=[float(v), float(v)], mode="lines", name=f"{base} {label[n]}",
+            traces.append(dict(
+                type="scatter", x=[lo, hi], y=[float(v), float(v)], mode="lines", name=f"{base} {label[n]}",
                 legendgroup=f"ref:{base}", line=dict(color=color[n], dash=_REF_DASHES[b % 4], width=1.5),
                 hovertemplate=f"{base} final {label[n]}: {float(v):.3f}<extra></extra>"))
-    fig.update_yaxes(range=[min(lows) - 0.02, 1.02])
-    return _finish(fig, "Clustering metrics (NMI: arithmetic normalisation)", "iteration", "score",
-                   height)
+    return _made(traces, "Clustering metrics (NMI: arithmetic normalisation)", "iteration", "score",
+                 height, yaxis=dict(range=[min(lows) - 0.02, 1.02]))
 
 
 def overlay_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], title: str,
                    y_title: str, *, x_title: str = "iteration", height: int = 320) -> go.Figure:
     """Several runs' curves on one plot; series: label -> (iterations (T,), values (T,))."""
-    fig = go.Figure()
+    traces = []
     for (name, (its, vals)), c in zip(series.items(), cluster_colors(len(series))):
         y = _floats(vals)
-        fig.add_trace(go.Scatter(x=_xs(its, len(y)), y=y, name=str(name), line=dict(color=c),
-                                 mode="lines+markers" if len(y) < 3 else "lines"))
-    return _finish(fig, title, x_title, y_title, height)
+        traces.append(dict(type="scatter", x=_xs(its, len(y)), y=y, name=str(name), line=dict(color=c),
+                           mode="lines+markers" if len(y) < 3 else "lines"))
+    return _made(traces, title, x_title, y_title, height)
 
 
 def loss_curves(iterations: Sequence[int], losses: Mapping[str, Sequence[float]], *,
                 height: int = 320) -> go.Figure:
     """One line per loss name; values (T,) may contain NaN (drawn as gaps)."""
-    fig = go.Figure()
+    traces = []
     for (name, vals), c in zip(losses.items(), cluster_colors(len(losses))):
         y = _floats(vals)
-        fig.add_trace(go.Scatter(x=_xs(iterations, len(y)), y=y, name=str(name), mode="lines",
-                                 line=dict(color=c), connectgaps=False,
-                                 hovertemplate=f"{name}: %{{y:.4g}}<extra></extra>"))
-    return _finish(fig, "Losses", "iteration", "loss", height)
+        traces.append(dict(type="scatter", x=_xs(iterations, len(y)), y=y, name=str(name), mode="lines",
+                           line=dict(color=c), connectgaps=False,
+                           hovertemplate=f"{name}: %{{y:.4g}}<extra></extra>"))
+    return _made(traces, "Losses", "iteration", "loss", height)
 
 
 def changed_curve(iterations: Sequence[int], changed: Sequence[float], *, log_y: bool = False,
@@ -149,28 +159,23 @@ def changed_curve(iterations: Sequence[int], changed: Sequence[float], *, log_y:
 
     Linear axis over [0, max] by default; with ``log_y`` zeros are left out (log of 0)."""
     y = _floats(changed)
-    fig = go.Figure(go.Scatter(x=_xs(iterations, len(y)), y=np.where(y > 0, y, np.nan) if log_y else y,
-                               mode="lines+markers", name="changed", line=dict(color="#444"),
-                               hovertemplate="%{y:.2%} changed<extra></extra>"))
+    line = dict(type="scatter", x=_xs(iterations, len(y)), y=np.where(y > 0, y, np.nan) if log_y else y,
+                mode="lines+markers", name="changed", line=dict(color="#444"),
+                hovertemplate="%{y:.2%} changed<extra></extra>")
     top = float(np.nanmax(y)) if np.isfinite(y).any() else 0.0
-    if log_y:
-        fig.update_yaxes(type="log")
-    else:
-        fig.update_yaxes(range=[0, top * 1.05 if top > 0 else 1.0], tickformat=".0%")
-    return _finish(fig, "Points that changed cluster", "iteration", "fraction changed", height)
+    yaxis = dict(type="log") if log_y else dict(range=[0, top * 1.05 if top > 0 else 1.0], tickformat=".0%")
+    return _made([line], "Points that changed cluster", "iteration", "fraction changed", height, yaxis=yaxis)
 
 
 def confusion(table: np.ndarray, label_names: Sequence[str], *, height: int = 360) -> go.Figure:
     """Heatmap of a (C, K) count table: rows = true labels (top to bottom), columns = clusters."""
     t = _rows(table)  # (C, K)
     rows = [str(label_names[r]) if r < len(label_names) else str(r) for r in range(t.shape[0])]
-    fig = go.Figure(go.Heatmap(z=t, x=[f"cluster {k}" for k in range(t.shape[1])], y=rows,
-                               text=[[f"{v:g}" for v in row] for row in t], texttemplate="%{text}",
-                               colorscale="Blues", showscale=False,
-                               hovertemplate="label %{y}, %{x}: %{z}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(type="category")
-    return _finish(fig, "True labels vs clusters", "cluster", "true label", height)
+    heat = dict(type="heatmap", z=t, x=[f"cluster {k}" for k in range(t.shape[1])], y=rows,
+                text=[[f"{v:g}" for v in row] for row in t], texttemplate="%{text}",
+                colorscale="Blues", showscale=False, hovertemplate="label %{y}, %{x}: %{z}<extra></extra>")
+    return _made([heat], "True labels vs clusters", "cluster", "true label", height,
+                 xaxis=dict(type="category"), yaxis=dict(autorange="reversed", type="category"))
 
 
 def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
@@ -196,10 +201,10 @@ def scatter_clusters(points: np.ndarray, assignments: np.ndarray | None, *,
     source = labels if by_label else assignments
     group = None if source is None else np.asarray(source).reshape(-1)[idx]  # (n,)
     k_samples = 0 if samples is None else np.asarray(samples).shape[0]
-    fig = go.Figure()
+    traces: list[dict] = []
     if group is None:
-        fig.add_trace(go.Scattergl(x=p[:, 0], y=p[:, 1], mode="markers", name="points",
-                                   marker=dict(color="#888", size=4)))
+        traces.append(dict(type="scattergl", x=p[:, 0], y=p[:, 1], mode="markers", name="points",
+                           marker=dict(color="#888", size=4)))
     else:
         group = group.astype(int)
         top = int(group.max()) + 1 if group.size else 0
@@ -210,21 +215,20 @@ def scatter_clusters(points: np.ndarray, assignments: np.ndarray | None, *,
             if not m.any():
                 continue
             name = (names[g] if g < len(names) else f"label {g}") if by_label else f"cluster {g}"
-            fig.add_trace(go.Scattergl(x=p[m, 0], y=p[m, 1], mode="markers", name=str(name),
-                                       legendgroup=f"c{g}", marker=dict(color=colors[g], size=4)))
+            traces.append(dict(type="scattergl", x=p[m, 0], y=p[m, 1], mode="markers", name=str(name),
+                               legendgroup=f"c{g}", marker=dict(color=colors[g], size=4)))
         if (group < 0).any():
             m = group < 0
-            fig.add_trace(go.Scattergl(x=p[m, 0], y=p[m, 1], mode="markers", name="unassigned",
-                                       marker=dict(color="#BBB", size=4)))
+            traces.append(dict(type="scattergl", x=p[m, 0], y=p[m, 1], mode="markers", name="unassigned",
+                               marker=dict(color="#BBB", size=4)))
     if k_samples:
         s = np.asarray(samples, dtype=float).reshape(k_samples, -1, 2)  # (K, S, 2)
         for i, c in enumerate(cluster_colors(k_samples)):
-            fig.add_trace(go.Scatter(x=s[i, :, 0], y=s[i, :, 1], mode="markers",
-                                     name=f"generator {i}", legendgroup=f"c{i}",
-                                     marker=dict(color=c, size=9, symbol="diamond",
-                                                 line=dict(color="#222", width=1))))
+            traces.append(dict(type="scatter", x=s[i, :, 0], y=s[i, :, 1], mode="markers",
+                               name=f"generator {i}", legendgroup=f"c{i}",
+                               marker=dict(color=c, size=9, symbol="diamond", line=dict(color="#222", width=1))))
     default = "Points by true label" if by_label else "Points by cluster"
-    return _finish(fig, title or default, str(axis_names[0]), str(axis_names[1]), height)
+    return _made(traces, title or default, str(axis_names[0]), str(axis_names[1]), height)
 
 
 def image_tiles(samples: np.ndarray, image_shape: tuple[int, int], *,
@@ -311,14 +315,17 @@ def add_ellipses(fig: go.Figure, means: np.ndarray, covariances: np.ndarray,
                  n_stds: Sequence[float] = (1, 2), *, colors: Sequence[str] | None = None,
                  width: float = 1.5) -> go.Figure:
     """Add each cluster's n-sigma ellipses as lines in its colour (solid up to 1σ, else dashed)."""
-    colors = list(colors or cluster_colors(len(means)))
-    for n in n_stds:
-        for i, e in enumerate(gmm_ellipses(means, covariances, n)):
-            fig.add_trace(go.Scatter(x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
-                                     name=f"cluster {i} {n:g}σ", legendgroup=f"c{i}", hoverinfo="skip",
-                                     line=dict(color=colors[i % len(colors)], width=width,
-                                               dash="solid" if n <= 1 else "dash")))
+    fig.add_traces(_ellipse_traces(means, covariances, n_stds, colors, width))
     return fig
+
+
+def _ellipse_traces(means: np.ndarray, covariances: np.ndarray, n_stds: Sequence[float],
+                    colors: Sequence[str] | None, width: float) -> list[dict]:
+    colors = list(colors or cluster_colors(len(means)))
+    return [dict(type="scatter", x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
+                 name=f"cluster {i} {n:g}σ", legendgroup=f"c{i}", hoverinfo="skip",
+                 line=dict(color=colors[i % len(colors)], width=width, dash="solid" if n <= 1 else "dash"))
+            for n in n_stds for i, e in enumerate(gmm_ellipses(means, covariances, n))]
 
 
 def decision_regions(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, argmax_grid: np.ndarray,
@@ -327,14 +334,19 @@ def decision_regions(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, argmax_grid
     cluster colours: discrete colorscale, zmin=-0.5, zmax=k-0.5, no colour bar."""
     if k <= 0:
         return fig
+    fig.add_trace(_regions_trace(xs, ys, argmax_grid, k, opacity, colors))
+    fig.data = (fig.data[-1], *fig.data[:-1])
+    return fig
+
+
+def _regions_trace(xs: np.ndarray, ys: np.ndarray, argmax_grid: np.ndarray, k: int, opacity: float,
+                   colors: Sequence[str] | None) -> dict:
     palette = list(colors or cluster_colors(k))
     colors = [palette[i % len(palette)] for i in range(k)]
     scale = [[v, c] for i, c in enumerate(colors) for v in (i / k, (i + 1) / k)]
-    fig.add_trace(go.Heatmap(x=np.asarray(xs), y=np.asarray(ys), z=np.asarray(argmax_grid),
-                             colorscale=scale, zmin=-0.5, zmax=k - 0.5, showscale=False,
-                             opacity=opacity, hoverinfo="skip", name="decision regions"))
-    fig.data = (fig.data[-1], *fig.data[:-1])
-    return fig
+    return dict(type="heatmap", x=np.asarray(xs), y=np.asarray(ys), z=np.asarray(argmax_grid),
+                colorscale=scale, zmin=-0.5, zmax=k - 0.5, showscale=False, opacity=opacity,
+                hoverinfo="skip", name="decision regions")
 
 
 # ------------------------------------------------------------------- classroom
@@ -354,16 +366,29 @@ def lesson_colors(k: int, contrast: bool = False) -> list[str]:
     return [HIGH_CONTRAST[i % len(HIGH_CONTRAST)] for i in range(max(int(k), 0))]
 
 
-def _classroom_style(fig: go.Figure, contrast: bool) -> go.Figure:
-    """Teacher mode: white ground, black axes, large type that survives a projector."""
-    if contrast:
-        axis = dict(showline=True, linecolor="#000", linewidth=2, gridcolor="#DDD",
-                    zerolinecolor="#BBB", tickfont=dict(size=16, color="#000"),
-                    title_font=dict(size=18, color="#000"))
-        fig.update_layout(paper_bgcolor="#FFF", plot_bgcolor="#FFF",
-                          font=dict(size=18, color="#000"), title_font=dict(size=22, color="#000"))
-        fig.update_xaxes(**axis)
-        fig.update_yaxes(**axis)
+def _classroom_layout(contrast: bool) -> tuple[dict, dict]:
+    """Teacher mode: white ground, black axes, large type that survives a projector.
+    Returns (layout, axis) settings; both empty otherwise."""
+    if not contrast:
+        return {}, {}
+    axis = dict(showline=True, linecolor="#000", linewidth=2, gridcolor="#DDD", zerolinecolor="#BBB",
+                tickfont=dict(size=16, color="#000"))
+    layout = dict(paper_bgcolor="#FFF", plot_bgcolor="#FFF", font=dict(size=18, color="#000"))
+    return layout, axis
+
+
+def _classroom_made(traces: list[dict], title: str, x_title: str, y_title: str, height: int,
+                    contrast: bool, *, xaxis: dict | None = None, yaxis: dict | None = None,
+                    **layout) -> go.Figure:
+    """``_made`` with the classroom's teacher-mode style (``_classroom_layout``)."""
+    style, axis = _classroom_layout(contrast)
+    fig = _made(traces, title, x_title, y_title, height, xaxis={**axis, **(xaxis or {})},
+                yaxis={**axis, **(yaxis or {})}, **style, **layout)
+    if contrast:  # title fonts: the title texts are set, so these merge into them
+        big = dict(size=18, color="#000")
+        fig.layout.title.font = dict(size=22, color="#000")
+        fig.layout.xaxis.title.font = big
+        fig.layout.yaxis.title.font = big
     return fig
 
 
@@ -381,38 +406,37 @@ def lesson_picture(points: np.ndarray, assignments: np.ndarray, k: int, *,
     p = np.asarray(points, dtype=float).reshape(-1, 2)
     idx = _subsample(len(p), max_points, 0)
     p, a = p[idx], np.asarray(assignments).reshape(-1)[idx].astype(int)
-    fig = go.Figure()
     size, outline = (8, dict(color="#000", width=0.6)) if contrast else (5, dict(width=0))
+    traces = []
     for i in range(k):
         m = a == i
-        fig.add_trace(go.Scattergl(x=p[m, 0], y=p[m, 1], mode="markers", name=f"cluster {i}",
-                                   legendgroup=f"c{i}", hoverinfo="skip",
-                                   marker=dict(color=colors[i], size=size, opacity=0.75,
-                                               line=outline)))
+        traces.append(dict(type="scattergl", x=p[m, 0], y=p[m, 1], mode="markers", name=f"cluster {i}",
+                           legendgroup=f"c{i}", hoverinfo="skip",
+                           marker=dict(color=colors[i], size=size, opacity=0.75, line=outline)))
     if samples is not None and np.asarray(samples).size:
         s = np.asarray(samples, dtype=float).reshape(len(samples), -1, 2)  # (K, S, 2)
         for i in range(len(s)):
-            fig.add_trace(go.Scattergl(
-                x=s[i, :, 0], y=s[i, :, 1], mode="markers", name=f"generator {i}",
+            traces.append(dict(
+                type="scattergl", x=s[i, :, 0], y=s[i, :, 1], mode="markers", name=f"generator {i}",
                 legendgroup=f"c{i}", hoverinfo="skip",
                 marker=dict(color=colors[i % len(colors)], size=9 if contrast else 7, symbol="x-thin",
                             line=dict(color="#000" if contrast else colors[i % len(colors)],
                                       width=2.5 if contrast else 1.5))))
     if means is not None and covariances is not None:
-        add_ellipses(fig, means, covariances, (1, 2), colors=colors, width=4 if contrast else 2)
+        traces += _ellipse_traces(means, covariances, (1, 2), colors, 4 if contrast else 2)
         mu = np.asarray(means, dtype=float).reshape(-1, 2)
-        fig.add_trace(go.Scatter(x=mu[:, 0], y=mu[:, 1], mode="markers", name="means",
-                                 hoverinfo="skip", showlegend=False,
-                                 marker=dict(color=colors[: len(mu)], size=14 if contrast else 11,
-                                             symbol="star", line=dict(color="#000", width=1.5))))
-    if regions is not None and xs is not None and ys is not None:
-        decision_regions(fig, xs, ys, regions, k, opacity=0.3 if contrast else 0.22, colors=colors)
+        traces.append(dict(type="scatter", x=mu[:, 0], y=mu[:, 1], mode="markers", name="means",
+                           hoverinfo="skip", showlegend=False,
+                           marker=dict(color=colors[: len(mu)], size=14 if contrast else 11,
+                                       symbol="star", line=dict(color="#000", width=1.5))))
+    if regions is not None and xs is not None and ys is not None and k > 0:  # underlay: first
+        traces.insert(0, _regions_trace(xs, ys, regions, k, 0.3 if contrast else 0.22, colors))
+    xaxis, yaxis = {}, dict(scaleanchor="x", scaleratio=1)
     if xs is not None and ys is not None:
-        fig.update_xaxes(range=[float(xs[0]), float(xs[-1])])
-        fig.update_yaxes(range=[float(ys[0]), float(ys[-1])])
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    fig.update_layout(showlegend=False)
-    return _classroom_style(_finish(fig, title, "", "", height), contrast)
+        xaxis["range"] = [float(xs[0]), float(xs[-1])]
+        yaxis["range"] = [float(ys[0]), float(ys[-1])]
+    return _classroom_made(traces, title, "", "", height, contrast, xaxis=xaxis, yaxis=yaxis,
+                           showlegend=False)
 
 
 def lesson_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], title: str,
@@ -420,16 +444,16 @@ def lesson_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], t
                   marker: int | None = None, height: int = 300, contrast: bool = False) -> go.Figure:
     """Per-model curves on one plot; series: name -> (iterations (T,), values (T,)).
     ``marker`` draws a vertical line at the iteration shown."""
-    fig = go.Figure()
+    traces = []
     fallback = cluster_colors(len(series))
     for (name, (its, vals)), c in zip(series.items(), fallback):
         y = _floats(vals)
-        fig.add_trace(go.Scatter(x=_xs(its, len(y)), y=y, name=str(name), mode="lines+markers",
-                                 line=dict(color=(colors or {}).get(name, c), width=4 if contrast else 2),
-                                 marker=dict(size=7 if contrast else 5)))
-    if percent:
-        fig.update_yaxes(tickformat=".0%", rangemode="tozero")
-    if marker is not None:
-        fig.add_vline(x=marker, line=dict(color="#000" if contrast else "#888", dash="dot", width=1.5))
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return _classroom_style(_finish(fig, title, "iteration", y_title, height), contrast)
+        traces.append(dict(type="scatter", x=_xs(its, len(y)), y=y, name=str(name), mode="lines+markers",
+                           line=dict(color=(colors or {}).get(name, c), width=4 if contrast else 2),
+                           marker=dict(size=7 if contrast else 5)))
+    shapes = [] if marker is None else [dict(
+        type="line", x0=marker, x1=marker, xref="x", y0=0, y1=1, yref="y domain",
+        line=dict(color="#000" if contrast else "#888", dash="dot", width=1.5))]
+    return _classroom_made(traces, title, "iteration", y_title, height, contrast,
+                           yaxis=dict(tickformat=".0%", rangemode="tozero") if percent else None,
+                           shapes=shapes, legend=dict(orientation="h", y=-0.25))
