@@ -238,3 +238,46 @@ def test_k1_and_empty_inputs_do_not_raise():
     fig = go.Figure()
     assert plots.decision_regions(fig, np.zeros(1), np.zeros(1), np.zeros((1, 1), int), 1) is fig
     assert fig.data[0].colorscale[0][1] == plots.cluster_colors(1)[0]
+
+
+def test_lesson_picture_layers_regions_points_samples_ellipses_and_means():
+    """A classroom picture: the decision regions underneath, each cluster's points in
+    its colour, the generators' samples, 1σ solid / 2σ dashed ellipses, the means,
+    the plane of the grid at equal scale; teacher mode in black on white, large type."""
+    pts = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]])
+    xs, ys = np.linspace(-1, 3, 5), np.linspace(-1, 2, 4)
+    regions = np.arange(20).reshape(4, 5) % 2
+    for contrast in (False, True):
+        colors = plots.lesson_colors(2, contrast)
+        fig = plots.lesson_picture(pts, np.array([0, 1, 1]), 2, xs=xs, ys=ys, regions=regions,
+                                   means=np.zeros((2, 2)), covariances=np.stack([np.eye(2)] * 2),
+                                   samples=np.full((2, 3, 2), 0.5), title="GMM", contrast=contrast)
+        kinds = [t.type for t in fig.data]
+        assert kinds[0] == "heatmap" and np.array_equal(np.asarray(fig.data[0].z), regions)
+        points = [t for t in fig.data if t.name in ("cluster 0", "cluster 1")]
+        assert [len(t.x) for t in points] == [1, 2] and [t.marker.color for t in points] == colors
+        assert [len(t.x) for t in fig.data if t.name.startswith("generator")] == [3, 3]
+        rings = [t for t in fig.data if "σ" in t.name]
+        assert [t.line.dash for t in rings] == ["solid", "solid", "dash", "dash"]
+        assert [t.line.color for t in rings] == colors * 2
+        assert [t.name for t in fig.data][-1] == "means"
+        assert tuple(fig.layout.xaxis.range) == (-1, 3) and tuple(fig.layout.yaxis.range) == (-1, 2)
+        assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.title.text == "GMM"
+        assert fig.layout.showlegend is False
+        if contrast:
+            assert fig.layout.plot_bgcolor == "#FFF" and fig.layout.font.size == 18
+            assert fig.layout.title.font.size == 22 and fig.layout.xaxis.linecolor == "#000"
+            assert fig.layout.yaxis.title.font.size == 18
+        else:
+            assert fig.layout.plot_bgcolor is None and fig.layout.font.size is None
+
+
+def test_lesson_curves_mark_the_iteration_shown():
+    fig = plots.lesson_curves({"GMM": ([1, 2, 3], [0.5, 0.2, None]), "GANMM": ([1, 2], [0.4, 0.3])},
+                              "changed", "fraction", colors={"GMM": "#0072B2"}, percent=True, marker=2)
+    assert [t.name for t in fig.data] == ["GMM", "GANMM"] and fig.data[0].line.color == "#0072B2"
+    assert np.isnan(fig.data[0].y[2])  # a missing value is a gap
+    (line,) = fig.layout.shapes
+    assert (line.x0, line.x1, line.yref) == (2, 2, "y domain")
+    assert fig.layout.yaxis.tickformat == ".0%" and fig.layout.xaxis.title.text == "iteration"
+    assert plots.lesson_curves({}, "t", "y").layout.shapes == ()
