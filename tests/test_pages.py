@@ -365,7 +365,7 @@ def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(mon
     """Placing new generator samples in the UMAP picture takes 0.1-0.5 s while a run
     trains: a live view (a timer redraws it) asks without waiting and meanwhile draws
     the samples of an earlier iteration already placed, and says which; a view of a
-    run that has ended waits for its samples."""
+    run that has ended waits briefly, then does the same with the timer on."""
     import json
 
     from ganmm.projection import ProjectionState
@@ -426,7 +426,15 @@ def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(mon
     assert umap_title(at).endswith(f"generator samples of iteration {newest}")
     assert mgr.stop(run_id) == "stopped"
     compute_reference(data.load("moons"), 2, store.get_run(run_id).seed)  # no reference lines pending either
+    projector.ready.discard(flat[newest].tobytes())  # as after a restart: nothing placed yet
+    live._placements.clear()
     projector.waits.clear()
     at.run()
     assert not at.exception
-    assert projector.waits == [live.SETTLED_PLACEMENT_WAIT]  # nothing will redraw it: it waits
+    assert projector.waits == [live.SETTLED_PLACEMENT_WAIT, 0.0]  # no timer redraws an ended run: a short
+    assert umap_title(at) == "The data (2-D, as is)"  # wait, then no samples yet and the timer on
+    projector.ready.add(flat[newest].tobytes())
+    projector.waits.clear()
+    at.run()  # the timer's redraw: placed now, so the timer goes off and the page is drawn once more
+    assert umap_title(at).endswith(f"generator samples of iteration {newest}")
+    assert projector.waits == [0.0, live.SETTLED_PLACEMENT_WAIT]

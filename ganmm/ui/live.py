@@ -34,13 +34,14 @@ def live_view(run_id: str, *, key: str = "live", controls: bool = True) -> None:
     except StoreError as exc:
         st.error(str(exc))
         return
-    every = REFRESH_SECONDS if _needs_refresh(record) else None
+    every = REFRESH_SECONDS if _needs_refresh(record, key) else None
     st.fragment(_live_body, run_every=every)(run_id, key, controls, every is not None)
 
 
-def _needs_refresh(record: RunRecord) -> bool:
-    """True while the run trains or its projection / reference lines are pending."""
-    if common.is_active(record):
+def _needs_refresh(record: RunRecord, key: str) -> bool:
+    """True while the run trains or its projection / reference lines / the placing
+    of the samples shown (``placed_samples``) are pending."""
+    if common.is_active(record) or st.session_state.get(_placing_key(key, record.run_id)):
         return True
     ds, _ = common.run_dataset(record)
     if ds is None:
@@ -62,8 +63,11 @@ def _live_body(run_id: str, key: str, controls: bool, refreshing: bool) -> None:
         st.info("Waiting for the first iteration (the initial split and the GANs' pretraining) ...")
     else:
         panels(record, rows, _replay_slider(record, rows, key), key=key, refreshing=refreshing)
-    if refreshing and not _needs_refresh(record):
-        st.rerun()  # nothing left to wait for: redraw the page once, without the timer
+    if refreshing != _needs_refresh(record, key):
+        # nothing left to wait for: redraw the page once, without the timer; or
+        # something to wait for in a view without one (samples still being placed
+        # after the run ended): redraw the page with the timer on
+        st.rerun()
 
 
 def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, key: str) -> None:
@@ -236,6 +240,7 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
 
 def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: bool = False) -> None:
     """UMAP of the data by cluster or label, generated samples placed in it."""
+    st.session_state[_placing_key(key, record.run_id)] = False  # set again below when samples are placed
     ds, why = common.run_dataset(record)
     if ds is None:
         st.info(f"No projection: {why}")
@@ -254,6 +259,8 @@ def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: b
                         key=f"{key}-colour-{record.run_id}")
     samples, samples_of = placed_samples(ds, record.run_id, snap,
                                          wait=0.0 if refreshing else SETTLED_PLACEMENT_WAIT)
+    wanted = snap.samples is not None and samples_of != snap.extras.get("samples_of", snap.iteration)
+    st.session_state[_placing_key(key, record.run_id)] = wanted  # the timer redraws until they are placed
     def build():
         fig = plots.scatter_clusters(
             state.embedding, snap.assignments, labels=None if labels is None else labels[0],
@@ -268,9 +275,10 @@ def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: b
     st.plotly_chart(_figure(figure_key, build), key=f"{key}-umap", width="stretch")
 
 
-SETTLED_PLACEMENT_WAIT = 5.0
+SETTLED_PLACEMENT_WAIT = 0.5
 """seconds a view that no timer redraws (the run has ended) waits for its
-generator samples to be placed in the UMAP picture"""
+generator samples to be placed in the UMAP picture; after that it draws
+earlier ones and turns the timer on until they are placed"""
 PLACEMENTS_KEPT = 8
 """placed sample sets remembered per run (``_placements``)"""
 
@@ -298,6 +306,11 @@ def placed_samples(ds, run_id: str, snap, *, wait: float) -> tuple[np.ndarray | 
     earlier = max((i for i in list(memory) if i < source), default=None)
     found = None if earlier is None else memory.get(earlier)
     return (found, earlier) if found is not None else (None, None)
+
+
+def _placing_key(key: str, run_id: str) -> str:
+    """Session state: True while the view ``key`` of ``run_id`` waits for its samples' placement."""
+    return f"{key}-placing-{run_id}"
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
