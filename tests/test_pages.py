@@ -392,11 +392,15 @@ def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(mon
     mgr = get_manager()
     run_id = mgr.start(data.load("moons"), "ganmm", {"n_clusters": 2, **tiny}, dataset_source="moons")
     store = RunStore()
+    deadline = time.monotonic() + 120
     while (store.get_run(run_id).iterations or 0) < 4:
         assert store.get_run(run_id).status in ("queued", "running"), store.get_run(run_id).error
+        assert time.monotonic() < deadline, "no 4 iterations in 120 s"
         time.sleep(0.05)
     mgr.pause(run_id)
     while store.get_run(run_id).status != "paused":
+        assert store.get_run(run_id).status in ("queued", "running"), store.get_run(run_id).error
+        assert time.monotonic() < deadline, "not paused in 120 s"
         time.sleep(0.05)
     last = store.get_run(run_id).iterations
     newest, earlier = last - last % 3, last - last % 3 - 3  # the latest two iterations with samples
@@ -433,8 +437,10 @@ def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(mon
     assert not at.exception
     assert projector.waits == [live.SETTLED_PLACEMENT_WAIT, 0.0]  # no timer redraws an ended run: a short
     assert umap_title(at) == "The data (2-D, as is)"  # wait, then no samples yet and the timer on
+    assert at.session_state[f"live-placing-{run_id}"] is True
     projector.ready.add(flat[newest].tobytes())
     projector.waits.clear()
     at.run()  # the timer's redraw: placed now, so the timer goes off and the page is drawn once more
     assert umap_title(at).endswith(f"generator samples of iteration {newest}")
-    assert projector.waits == [0.0, live.SETTLED_PLACEMENT_WAIT]
+    assert projector.waits == [0.0]  # the page drawn once more takes the placement kept in the meantime
+    assert at.session_state[f"live-placing-{run_id}"] is False  # nothing left to wait for: the timer is off

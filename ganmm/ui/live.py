@@ -59,6 +59,7 @@ def _live_body(run_id: str, key: str, controls: bool, refreshing: bool) -> None:
         st.error(str(exc))
         return
     header(record, rows, controls=controls, key=key)
+    st.session_state[_placing_key(key, record.run_id)] = False  # projection_panel sets it when it waits
     if not rows:
         st.info("Waiting for the first iteration (the initial split and the GANs' pretraining) ...")
     else:
@@ -240,7 +241,6 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
 
 def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: bool = False) -> None:
     """UMAP of the data by cluster or label, generated samples placed in it."""
-    st.session_state[_placing_key(key, record.run_id)] = False  # set again below when samples are placed
     ds, why = common.run_dataset(record)
     if ds is None:
         st.info(f"No projection: {why}")
@@ -296,8 +296,11 @@ def placed_samples(ds, run_id: str, snap, *, wait: float) -> tuple[np.ndarray | 
         return None, None
     k, s, d = snap.samples.shape
     source = snap.extras.get("samples_of", snap.iteration)
-    placed = get_projector().transform(ds, snap.samples.reshape(k * s, d), timeout=wait)
     memory = _placements(run_id)
+    kept = memory.get(source)
+    if kept is not None:
+        return kept, source
+    placed = get_projector().transform(ds, snap.samples.reshape(k * s, d), timeout=wait)
     if placed is not None:
         placed = memory[source] = placed.reshape(k, s, 2)
         for old in sorted(memory)[:-PLACEMENTS_KEPT]:
