@@ -64,11 +64,10 @@ def _live_body(run_id: str, key: str, controls: bool, refreshing: bool) -> None:
         st.info("Waiting for the first iteration (the initial split and the GANs' pretraining) ...")
     else:
         panels(record, rows, _replay_slider(record, rows, key), key=key, refreshing=refreshing)
-    if refreshing != _needs_refresh(record, key):
-        # nothing left to wait for: redraw the page once, without the timer; or
-        # something to wait for in a view without one (samples still being placed
-        # after the run ended): redraw the page with the timer on
-        st.rerun()
+    if refreshing and not _needs_refresh(record, key):
+        st.rerun()  # nothing left to wait for: redraw the page once, without the timer
+    elif not refreshing and st.session_state.get(_placing_key(key, run_id)):
+        st.rerun()  # samples still being placed after the run ended: redraw the page with the timer on
 
 
 def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, key: str) -> None:
