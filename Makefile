@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-test.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/streamlit run Home.py --server.address $(HOST) --server.port $(PORT)
 
 # One pytest run for everything, browser tests included; its failure fails make
 # (and so .ci/run).

@@ -2,7 +2,7 @@
 
     python benchmarks/dashboard.py [--soak-minutes 30] [--only cold,refresh,delay,umap,soak,watched] [--json PATH]
 
-- cold: ``streamlit run app.py`` started to the home page's title painted in chromium;
+- cold: ``streamlit run Home.py`` started to the home page's title painted in chromium;
 - refresh: server time of one live-view refresh (the fragment's body) on the Train
   page while a GANMM run trains on mnist5k in the same process, once its UMAP and
   reference lines are there (Streamlit's AppTest drives the page; goal <= 300 ms);
@@ -54,7 +54,7 @@ ITERATION = re.compile(r"iteration (\d+) of at most")
 # ---- a server and a browser -------------------------------------------------------------
 
 def start_server(home: Path, env: dict | None = None) -> tuple[subprocess.Popen, str, float]:
-    """streamlit run app.py on a free loopback port (``env``: more environment
+    """streamlit run Home.py on a free loopback port (``env``: more environment
     variables); returns (process, url, start time)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,7 +62,7 @@ def start_server(home: Path, env: dict | None = None) -> tuple[subprocess.Popen,
     env = dict(os.environ, GANMM_HOME=str(home), **(env or {}))
     began = time.time()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port),
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -155,7 +155,7 @@ def live_refresh(n: int = 20) -> dict:
                            dataset_source="mnist5k")
         while mgr.store.get_run(run_id).iterations is None:
             time.sleep(0.5)
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).switch_page("pages/2_Train.py")
+        at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=300).switch_page("pages/2_Train.py")
         at.session_state["run_id"] = run_id
         at.run()  # first draw: caches fill (dataset, projection request, reference fits)
         from ganmm.projection import get_projector

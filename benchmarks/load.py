@@ -2,7 +2,7 @@
 
     python benchmarks/load.py [--sessions 20] [--minutes 5] [--json PATH]
 
-One ``streamlit run app.py`` on a fresh temporary GANMM_HOME; two GANMM runs train
+One ``streamlit run Home.py`` on a fresh temporary GANMM_HOME; two GANMM runs train
 from the command line into the same store (``python -m ganmm run`` on moons and on
 spirals, one torch thread each), so the dashboard shows them the way it shows any
 run of another process: the live view re-reads the store every second. GANMM from

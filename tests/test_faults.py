@@ -36,7 +36,7 @@ def ds():
 
 
 def home_page() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    return AppTest.from_file(str(ROOT / "Home.py"), default_timeout=120).run()
 
 
 def table_rows(at: AppTest) -> list[dict]:
@@ -170,7 +170,7 @@ def test_a_corrupt_file_marks_its_run_damaged_and_the_rest_works(ds):
     assert not at.exception
     rows = {r["name"]: r for r in table_rows(at)}
     assert rows["hurt"]["status"] == "done · damaged" and rows["whole"]["status"] == "done"
-    train = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    train = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=120)
     train.session_state["run_id"] = hurt
     train.switch_page("pages/2_Train.py").run()
     assert not train.exception

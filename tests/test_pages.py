@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def page(name: str) -> AppTest:
-    """The app with ``name`` (a file of pages/, or app.py) as the page shown."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    return at if name == "app.py" else at.switch_page(name)
+    """The app with ``name`` (a file of pages/, or Home.py) as the page shown."""
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=120)
+    return at if name == "Home.py" else at.switch_page(name)
 
 
 def finished_run(dataset="moons", model="gmm", k=2, name=None, seed=0, **settings):
@@ -52,7 +52,7 @@ def charts(at: AppTest) -> int:
 
 
 def test_home_without_runs_offers_the_quick_start():
-    at = page("app.py").run()
+    at = page("Home.py").run()
     assert not at.exception
     assert at.title[0].value == "GANMM Studio" and "epsilon-EM" in at.markdown[0].value
     assert any(b.label == "Start GANMM on mnist5k" for b in at.button)
@@ -61,7 +61,7 @@ def test_home_without_runs_offers_the_quick_start():
 
 def test_home_lists_runs_with_their_metrics_and_actions():
     run_id = finished_run(name="my moons run")
-    at = page("app.py").run()
+    at = page("Home.py").run()
     assert not at.exception
     table = at.dataframe[0].value
     row = table[table["run id"] == run_id].iloc[0]
@@ -75,7 +75,7 @@ def test_home_lists_runs_with_their_metrics_and_actions():
 
 def test_home_delete_needs_confirmation_and_removes_the_run():
     run_id = finished_run()
-    at = page("app.py").run()
+    at = page("Home.py").run()
     assert at.button(key="home-delete").disabled
     at.checkbox(key=f"home-confirm-{run_id}").check().run()
     at.button(key="home-delete").click().run()
@@ -194,7 +194,7 @@ def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
 
 
 def test_quick_start_launches_ganmm_on_mnist5k_and_opens_its_live_view():
-    at = page("app.py").run()
+    at = page("Home.py").run()
     next(b for b in at.button if b.label == "Start GANMM on mnist5k").click().run()
     assert not at.exception
     run_id = at.session_state["run_id"]
@@ -276,7 +276,7 @@ def test_the_server_runs_no_full_garbage_collection_after_each_script_run():
 
 def test_the_pages_turn_the_collection_off_wherever_the_server_starts(tmp_path):
     """Streamlit reads .streamlit/config.toml from the directory it starts in, so a
-    server started elsewhere (`streamlit run /path/to/app.py`) would collect after
+    server started elsewhere (`streamlit run /path/to/Home.py`) would collect after
     every rerun again; the module every page imports turns it off, unless the user
     chose a value themselves (a flag or STREAMLIT_RUNNER_POST_SCRIPT_GC, which
     `streamlit run` hands to the config as it does here)."""

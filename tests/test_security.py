@@ -27,7 +27,7 @@ from ganmm.ui import common
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-SOURCES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ganmm").rglob("*.py"))]
+SOURCES = [ROOT / "Home.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ganmm").rglob("*.py"))]
 
 
 def _free_port() -> int:
@@ -44,7 +44,7 @@ def default_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     env = {**os.environ, "GANMM_HOME": str(home)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://localhost:{port}"
     try:
@@ -119,10 +119,10 @@ def test_the_dashboard_loads_builtins_and_uploads_only_never_a_named_path(tmp_pa
 
 
 def test_no_page_offers_a_text_field_that_could_name_a_file():
-    names = ["app.py", *(f"pages/{p.name}" for p in sorted((ROOT / "pages").glob("*.py")))]
+    names = ["Home.py", *(f"pages/{p.name}" for p in sorted((ROOT / "pages").glob("*.py")))]
     for name in names:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at = (at if name == "app.py" else at.switch_page(name)).run()
+        at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=120)
+        at = (at if name == "Home.py" else at.switch_page(name)).run()
         assert not at.exception, name
         labels = [w.label for w in at.text_input] + [w.label for w in at.text_area]
         assert all(label == "Run name (optional)" for label in labels), (name, labels)
@@ -158,7 +158,7 @@ def test_run_names_and_exports_stay_inside_ganmm_home(ganmm_home, name, tmp_path
     new = set(tmp_path.rglob("*")) - before
     assert {p for p in new if not p.is_relative_to(ganmm_home)} == {out}  # nothing else, anywhere
     # and the dashboard's download is named from the run id alone
-    assert 'file_name=f"ganmm-{run_id}.zip"' in (ROOT / "app.py").read_text()
+    assert 'file_name=f"ganmm-{run_id}.zip"' in (ROOT / "Home.py").read_text()
 
 
 def test_user_files_are_never_unpickled(monkeypatch, tmp_path):

@@ -171,7 +171,7 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def start_server(home: Path, script: str = "app.py", timeout: float = SERVER_START_TIMEOUT) -> Server:
+def start_server(home: Path, script: str = "Home.py", timeout: float = SERVER_START_TIMEOUT) -> Server:
     """Start ``streamlit run <script>`` on a free loopback port with GANMM_HOME=home; wait for health."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -220,7 +220,7 @@ def server_factory(tmp_path_factory, chromium_path):
     ``server_factory(script="pages/x.py")`` another script; all are stopped after the test."""
     started: list[Server] = []
 
-    def make(home: Path | None = None, script: str = "app.py") -> Server:
+    def make(home: Path | None = None, script: str = "Home.py") -> Server:
         srv = start_server(home or tmp_path_factory.mktemp("server") / "ganmm_home", script=script)
         started.append(srv)
         return srv

@@ -19,6 +19,12 @@ def test_home_page_shows_the_method_quick_start_and_empty_run_list(server, page)
     expect(main.get_by_role("button", name="Start GANMM on mnist5k")).to_be_visible()
     expect(main.get_by_text("No runs yet")).to_be_visible()  # the server's GANMM_HOME is fresh
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    # The sidebar names the pages as the README does (the entry script's file name
+    # gives the first one its name); the menu offers no developer actions, even on
+    # localhost, where a teacher projects the page.
+    nav = page.locator('[data-testid="stSidebarNav"]').get_by_role("link")
+    expect(nav).to_have_text(["Home", "Data", "Train", "Compare", "Classroom"])
+    expect(page.locator('[data-testid="stAppDeployButton"]')).to_have_count(0)
     screenshot(page, "home")
 
 
