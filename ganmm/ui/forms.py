@@ -100,4 +100,14 @@ def run_picker(records: list[RunRecord], key: str, default: str | None = None) -
     ids = [r.run_id for r in records]
     labels = {r.run_id: common.run_label(r) for r in records}
     index = ids.index(default) if default in ids else 0
-    return st.selectbox("Run", ids, index=index, format_func=labels.get, key=key)
+    # The browser keeps showing the label the chosen run had when it was picked
+    # (Streamlit sends a selectbox's value only when it is set), so a run that
+    # moved on from "running" to "done" would still read "running" there: when the
+    # chosen run's label has changed, set the value again to send the new label.
+    chosen, shown = st.session_state.get(key), f"{key}-label"
+    before = st.session_state.get(shown)
+    if chosen in labels and before is not None and before[0] == chosen and before[1] != labels[chosen]:
+        st.session_state[key] = chosen
+    picked = st.selectbox("Run", ids, index=index, format_func=labels.get, key=key)
+    st.session_state[shown] = (picked, labels.get(picked))
+    return picked

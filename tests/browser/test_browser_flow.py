@@ -109,14 +109,15 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
         page.wait_for_timeout(500)
     assert sizes_chart.inner_html() != before
     assert main.locator('[data-testid="stPlotlyChart"]').count() >= 6
-    wait_for_charts(page)
-    screenshot(page, "train")
     click_until(main, "Stop", re.compile(r"^stopped · iteration"))
     stopped_at = iteration_shown(main)
     assert stopped_at < 20000
 
     # ---- Train: a second run, k-means, to the end ----------------------------------
     wait_quiet(page)  # the run's end reruns the page once: let that settle first
+    # the run picker says what became of the run, as the view does
+    expect(main.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"^ganmm moons · stopped\b"))
+    screenshot(page, "train")  # a still page: a live one may be caught mid-redraw
     if not main.get_by_role("combobox", name="Model").is_visible():
         main.get_by_text("New run", exact=True).click()  # the form folds away once runs exist
     choose(main, "Model", "k-means")
