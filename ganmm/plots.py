@@ -189,9 +189,10 @@ def scatter_clusters(points: np.ndarray, assignments: np.ndarray | None, *,
                      labels: np.ndarray | None = None, label_names: Sequence[str] | None = None,
                      color_by: str = "cluster", samples: np.ndarray | None = None,
                      axis_names: Sequence[str] = ("x", "y"), max_points: int = 5000, seed: int = 0,
-                     title: str | None = None, height: int = 480) -> go.Figure:
+                     title: str | None = None, height: int = 480, sample_name: str = "generator") -> go.Figure:
     """2-D scatter of points (N, 2) coloured by cluster (assignments (N,)) or by true label
-    (labels (N,), names label_names); samples (K, S, 2) drawn as generator i's markers."""
+    (labels (N,), names label_names); samples (K, S, 2) drawn as markers named
+    "<sample_name> i" (a GAN mixture's generator, a GMM's Gaussian, a k-means centre)."""
     if color_by not in ("cluster", "label"):
         raise ValueError(f"color_by must be 'cluster' or 'label', got {color_by!r}")
     p = np.asarray(points, dtype=float).reshape(-1, 2)  # (N, 2)
@@ -225,7 +226,7 @@ def scatter_clusters(points: np.ndarray, assignments: np.ndarray | None, *,
         s = np.asarray(samples, dtype=float).reshape(k_samples, -1, 2)  # (K, S, 2)
         for i, c in enumerate(cluster_colors(k_samples)):
             traces.append(dict(type="scatter", x=s[i, :, 0], y=s[i, :, 1], mode="markers",
-                               name=f"generator {i}", legendgroup=f"c{i}",
+                               name=f"{sample_name} {i}", legendgroup=f"c{i}",
                                marker=dict(color=c, size=9, symbol="diamond", line=dict(color="#222", width=1))))
     default = "Points by true label" if by_label else "Points by cluster"
     return _made(traces, title or default, str(axis_names[0]), str(axis_names[1]), height)

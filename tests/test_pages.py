@@ -37,6 +37,34 @@ def finished_run(dataset="moons", model="gmm", k=2, name=None, seed=0, **setting
     return run_id
 
 
+TINY_GAN = dict(hidden=16, z_dim=4, batch_size=16, n_critic=1, n_pretrain=2, n_epoch=1, classifier_steps=2,
+                classifier_warmup=2, samples_every=3, tol=-1, time_budget=None, max_iter=100_000)
+"""GANMM settings for a run on moons that takes many quick iterations, samples every 3"""
+
+
+def start_tiny_gan(name=None) -> str:
+    return get_manager().start(data.load("moons"), "ganmm", {"n_clusters": 2, **TINY_GAN},
+                               dataset_source="moons", name=name)
+
+
+def pause_after(run_id: str, n: int, deadline: float) -> int:
+    """Wait until the run has stored ``n`` iterations, pause it, and return its last
+    stored iteration once it is paused (it may have stored more by then)."""
+    from ganmm.store import RunStore
+
+    store = RunStore()
+    while (store.get_run(run_id).iterations or 0) < n:  # (still "paused" just after a resume)
+        assert store.get_run(run_id).status in ("queued", "running", "paused"), store.get_run(run_id).error
+        assert time.monotonic() < deadline, f"no {n} iterations in time"
+        time.sleep(0.05)
+    get_manager().pause(run_id)
+    while store.get_run(run_id).status != "paused":
+        assert store.get_run(run_id).status in ("queued", "running"), store.get_run(run_id).error
+        assert time.monotonic() < deadline, "not paused in time"
+        time.sleep(0.05)
+    return store.get_run(run_id).iterations
+
+
 def texts(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "title",
                                   "subheader") for e in getattr(at, kind)]
@@ -191,6 +219,42 @@ def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
     km = seeds[seeds["model"] == "kmeans"].iloc[0]
     assert km["seeds"] == 2 and "±" in km["ari"]
     assert charts(at) >= 4 + 2  # four overlaid metric plots, a size bar per run
+
+
+def test_compare_names_each_models_samples_and_draws_a_stopped_gan_runs_latest():
+    """Side by side, a GMM's draws are the Gaussians', k-means' points its centres, and
+    a GAN mixture's the generators'; a GAN run stopped on an iteration that stored no
+    samples (they come every few iterations) shows those of the latest that did."""
+    import json
+
+    from ganmm.store import RunStore
+
+    gmm, km = finished_run("moons", "gmm", 2), finished_run("moons", "kmeans", 2)
+    mgr, store = get_manager(), RunStore()
+    gan, deadline = start_tiny_gan(name="gan"), time.monotonic() + 120
+    last = pause_after(gan, 4, deadline)
+    while last % 3 == 0:  # stop on an iteration that stored no samples
+        mgr.resume(gan)
+        last = pause_after(gan, last + 1, deadline)
+    assert mgr.stop(gan, timeout=60) == "stopped"
+    assert store.get_run(gan).iterations == last and store.load_iteration(gan, last).samples is None
+
+    at = page("pages/3_Compare.py")
+    at.session_state["compare"] = [gmm, km, gan]
+    at.run()
+    assert not at.exception
+    assert "does not generate samples" not in texts(at)
+    shown = {}  # picture title: the names of its sample markers
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = spec["layout"].get("title", {}).get("text", "")
+        if title.startswith("Clusters"):
+            shown[title] = [t["name"] for t in spec["data"] if t.get("marker", {}).get("symbol") == "diamond"]
+    gmm_last, km_last = store.get_run(gmm).iterations, store.get_run(km).iterations
+    assert shown[f"Clusters and samples of the Gaussians, iteration {gmm_last}"] == ["Gaussian 0", "Gaussian 1"]
+    assert shown[f"Clusters and cluster centres, iteration {km_last}"] == ["centre 0", "centre 1"]
+    assert shown[f"Clusters at iteration {last}, generator samples of iteration {last - last % 3}"] == \
+        ["generator 0", "generator 1"]
 
 
 def test_quick_start_launches_ganmm_on_mnist5k_and_opens_its_live_view():
@@ -387,22 +451,9 @@ def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(mon
 
     projector = Projector()
     monkeypatch.setattr(live, "get_projector", lambda: projector)
-    tiny = dict(hidden=16, z_dim=4, batch_size=16, n_critic=1, n_pretrain=2, n_epoch=1, classifier_steps=2,
-                classifier_warmup=2, samples_every=3, tol=-1, time_budget=None, max_iter=100_000)
-    mgr = get_manager()
-    run_id = mgr.start(data.load("moons"), "ganmm", {"n_clusters": 2, **tiny}, dataset_source="moons")
-    store = RunStore()
-    deadline = time.monotonic() + 120
-    while (store.get_run(run_id).iterations or 0) < 4:
-        assert store.get_run(run_id).status in ("queued", "running"), store.get_run(run_id).error
-        assert time.monotonic() < deadline, "no 4 iterations in 120 s"
-        time.sleep(0.05)
-    mgr.pause(run_id)
-    while store.get_run(run_id).status != "paused":
-        assert store.get_run(run_id).status in ("queued", "running"), store.get_run(run_id).error
-        assert time.monotonic() < deadline, "not paused in 120 s"
-        time.sleep(0.05)
-    last = store.get_run(run_id).iterations
+    mgr, store = get_manager(), RunStore()
+    run_id, deadline = start_tiny_gan(), time.monotonic() + 120
+    last = pause_after(run_id, 4, deadline)
     newest, earlier = last - last % 3, last - last % 3 - 3  # the latest two iterations with samples
     flat = {i: np.ascontiguousarray(store.load_iteration(run_id, i).samples.reshape(-1, 2), dtype=np.float32)
             for i in (newest, earlier)}

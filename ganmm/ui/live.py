@@ -209,6 +209,28 @@ def with_samples(record: RunRecord, snap):
     return dataclasses.replace(snap, samples=samples, extras={**snap.extras, "samples_of": source})
 
 
+@dataclasses.dataclass(frozen=True)
+class SampleWords:
+    """What a model's stored samples are called in the views."""
+
+    member: str  # the legend's name of member i: "<member> i"
+    plural: str  # "Clusters and <plural>, iteration t"
+    heading: str  # above the image tiles
+
+
+SAMPLE_WORDS = {
+    "gmm": SampleWords("Gaussian", "samples of the Gaussians", "Samples of each Gaussian"),
+    "kmeans": SampleWords("centre", "cluster centres", "Centre of each cluster"),
+}
+GENERATOR_WORDS = SampleWords("generator", "generator samples", "Samples of each generator")
+
+
+def sample_words(model: str) -> SampleWords:
+    """GAN mixtures store generator samples; a GMM draws from its Gaussians and
+    k-means stores its centres, which the views must not call generators."""
+    return SAMPLE_WORDS.get(model, GENERATOR_WORDS)
+
+
 def samples_panel(record: RunRecord, snap, key: str) -> None:
     """Generated samples: image tiles per generator, or points over the data."""
     if snap.samples is None:
@@ -216,8 +238,9 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
         return
     info = record.dataset_info
     source = snap.extras.get("samples_of", snap.iteration)
+    words = sample_words(record.model)
     if info.get("kind") == "image" and info.get("image_shape"):
-        st.markdown(f"**Samples of each generator** (iteration {source})")
+        st.markdown(f"**{words.heading}** (iteration {source})")
         st.image(plots.image_tiles(snap.samples, tuple(info["image_shape"])), clamp=True,
                  width="stretch")
         return
@@ -229,9 +252,10 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
         f = (0, 1) if ds.n_features >= 2 else (0, 0)
         pts, smp = ds.inverse(ds.X)[:, f], ds.inverse(snap.samples)[..., f]
         names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
-        fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names)
-        title = f"Clusters at iteration {snap.iteration}, generator samples of iteration {source}" \
-            if source != snap.iteration else f"Clusters and generator samples, iteration {snap.iteration}"
+        fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names,
+                                     sample_name=words.member)
+        title = f"Clusters at iteration {snap.iteration}, {words.plural} of iteration {source}" \
+            if source != snap.iteration else f"Clusters and {words.plural}, iteration {snap.iteration}"
         return fig.update_layout(title=title)
 
     st.plotly_chart(_figure(("samples", record.run_id, snap.iteration), build),
@@ -259,15 +283,17 @@ def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: b
     samples, samples_of = placed_samples(ds, record.run_id, snap,
                                          wait=0.0 if refreshing else SETTLED_PLACEMENT_WAIT)
     wanted = snap.samples is not None and samples_of != snap.extras.get("samples_of", snap.iteration)
+    words = sample_words(record.model)
     st.session_state[_placing_key(key, record.run_id)] = wanted  # the timer redraws until they are placed
     def build():
         fig = plots.scatter_clusters(
             state.embedding, snap.assignments, labels=None if labels is None else labels[0],
             label_names=None if labels is None else labels[1], color_by=color_by, samples=samples,
-            axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]))
+            axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]),
+            sample_name=words.member)
         title = "UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)"
         if samples_of is not None:
-            title += f", generator samples of iteration {samples_of}"
+            title += f", {words.plural} of iteration {samples_of}"
         return fig.update_layout(title=title)
 
     figure_key = ("umap", record.run_id, snap.iteration, color_by, samples_of)
