@@ -247,13 +247,16 @@ def test_compare_names_each_models_samples_and_draws_a_stopped_gan_runs_latest()
     shown = {}  # picture title: the names of its sample markers
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
-        title = spec["layout"].get("title", {}).get("text", "")
-        if title.startswith("Clusters"):
-            shown[title] = [t["name"] for t in spec["data"] if t.get("marker", {}).get("symbol") == "diamond"]
+        title = spec["layout"].get("title", {})
+        if title.get("text", "").startswith("Clusters"):
+            shown[title["text"], title.get("subtitle", {}).get("text")] = \
+                [t["name"] for t in spec["data"] if t.get("marker", {}).get("symbol") == "diamond"]
     gmm_last, km_last = store.get_run(gmm).iterations, store.get_run(km).iterations
-    assert shown[f"Clusters and samples of the Gaussians, iteration {gmm_last}"] == ["Gaussian 0", "Gaussian 1"]
-    assert shown[f"Clusters and cluster centres, iteration {km_last}"] == ["centre 0", "centre 1"]
-    assert shown[f"Clusters at iteration {last}, generator samples of iteration {last - last % 3}"] == \
+    assert shown[f"Clusters at iteration {gmm_last}", f"samples of the Gaussians of iteration {gmm_last}"] == \
+        ["Gaussian 0", "Gaussian 1"]
+    assert shown[f"Clusters at iteration {km_last}", f"cluster centres of iteration {km_last}"] == \
+        ["centre 0", "centre 1"]
+    assert shown[f"Clusters at iteration {last}", f"generator samples of iteration {last - last % 3}"] == \
         ["generator 0", "generator 1"]
 
 
@@ -459,10 +462,10 @@ def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(mon
             for i in (newest, earlier)}
     projector.ready.add(flat[earlier].tobytes())
 
-    def umap_title(at: AppTest) -> str:
-        titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")
-                  for c in at.get("plotly_chart")]
-        return next(t for t in titles if t.startswith("The data (2-D, as is)"))
+    def umap_title(at: AppTest) -> str:  # "title, subtitle" of the picture
+        titles = [json.loads(c.proto.spec)["layout"].get("title", {}) for c in at.get("plotly_chart")]
+        title = next(t for t in titles if t.get("text", "").startswith("The data (2-D, as is)"))
+        return ", ".join([title["text"], *([title["subtitle"]["text"]] if "subtitle" in title else [])])
 
     at = page("pages/2_Train.py")
     at.session_state["run_id"] = run_id

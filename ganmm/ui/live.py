@@ -231,6 +231,12 @@ def sample_words(model: str) -> SampleWords:
     return SAMPLE_WORDS.get(model, GENERATOR_WORDS)
 
 
+def _titled(title: str, subtitle: str | None) -> dict:
+    """A picture's title, and which samples it shows on a line of its own: one
+    line for both was cut off in a half-width column ("...of iteration 1" for 130)."""
+    return dict(text=title) if subtitle is None else dict(text=title, subtitle=dict(text=subtitle))
+
+
 def samples_panel(record: RunRecord, snap, key: str) -> None:
     """Generated samples: image tiles per generator, or points over the data."""
     if snap.samples is None:
@@ -254,9 +260,8 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
         names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
         fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names,
                                      sample_name=words.member)
-        title = f"Clusters at iteration {snap.iteration}, {words.plural} of iteration {source}" \
-            if source != snap.iteration else f"Clusters and {words.plural}, iteration {snap.iteration}"
-        return fig.update_layout(title=title)
+        return fig.update_layout(title=_titled(f"Clusters at iteration {snap.iteration}",
+                                               f"{words.plural} of iteration {source}"))
 
     st.plotly_chart(_figure(("samples", record.run_id, snap.iteration), build),
                     key=f"{key}-samples", width="stretch")
@@ -292,9 +297,8 @@ def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: b
             axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]),
             sample_name=words.member)
         title = "UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)"
-        if samples_of is not None:
-            title += f", {words.plural} of iteration {samples_of}"
-        return fig.update_layout(title=title)
+        return fig.update_layout(title=_titled(
+            title, None if samples_of is None else f"{words.plural} of iteration {samples_of}"))
 
     figure_key = ("umap", record.run_id, snap.iteration, color_by, samples_of)
     st.plotly_chart(_figure(figure_key, build), key=f"{key}-umap", width="stretch")
