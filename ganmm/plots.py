@@ -95,7 +95,8 @@ def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[floa
                   names: Sequence[str] = ("purity", "ari", "nmi", "acc"), *,
                   height: int = 340) -> go.Figure:
     """One line per metric in ``names`` (those present) vs iteration; each baseline in
-    ``references`` (label -> final metrics) as dashed horizontal lines in the metric's colour."""
+    ``references`` (label -> final metrics) as dashed horizontal lines in the metric's colour,
+    with one legend entry per baseline (clicking it hides or shows all its lines)."""
     fallback = cluster_colors(len(names))
     color = {n: _METRIC_COLORS.get(n, fallback[j]) for j, n in enumerate(names)}
     label = {n: _METRIC_LABELS.get(n, n) for n in names}
@@ -117,15 +118,22 @@ def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[floa
     lo, hi = (float(span.min()), float(span.max())) if span.size else (0.0, 1.0)
     lo, hi = (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
     for b, (base, vals) in enumerate((references or {}).items()):
+        lines = []
         for n in names:
             v = vals.get(n) if vals else None
             if v is None or not np.isfinite(v):
                 continue
             lows.append(float(v))
-            traces.append(dict(
+            lines.append(dict(
                 type="scatter", x=[lo, hi], y=[float(v), float(v)], mode="lines", name=f"{base} {label[n]}",
-                legendgroup=f"ref:{base}", line=dict(color=color[n], dash=_REF_DASHES[b % 4], width=1.5),
+                legendgroup=f"ref:{base}", showlegend=False,
+                line=dict(color=color[n], dash=_REF_DASHES[b % 4], width=1.5),
                 hovertemplate=f"{base} final {label[n]}: {float(v):.3f}<extra></extra>"))
+        if lines:  # one legend entry per baseline, in grey with its dash: one per line did not fit
+            traces.append(dict(type="scatter", x=[None], y=[None], mode="lines", name=f"{base} (final)",
+                               legendgroup=f"ref:{base}", hoverinfo="skip",
+                               line=dict(color="#777", dash=_REF_DASHES[b % 4], width=1.5)))
+            traces.extend(lines)
     return _made(traces, "Clustering metrics (NMI: arithmetic normalisation)", "iteration", "score",
                  height, yaxis=dict(range=[min(lows) - 0.02, 1.02]))
 

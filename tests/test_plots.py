@@ -70,6 +70,11 @@ def test_metric_curves_lines_and_dashed_reference_at_baseline_value():
     assert list(nmi_ref.y) == [0.55, 0.55]
     assert nmi_ref.line.color == next(t for t in fig.data if t.name == "NMI (arithmetic)").line.color
     assert "k-means Purity" in names and "k-means NMI (arithmetic)" not in names
+    # the legend: each metric, then one entry per baseline that toggles all its lines
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert legend == ["Purity", "NMI (arithmetic)", "GMM (final)", "k-means (final)"]
+    gmm_group = {t.legendgroup for t in fig.data if t.name.startswith("GMM")}
+    assert len(gmm_group) == 1 and None not in gmm_group
     lo, hi = fig.layout.yaxis.range
     assert lo <= 0 and hi >= 1
 
