@@ -260,6 +260,31 @@ def test_compare_names_each_models_samples_and_draws_a_stopped_gan_runs_latest()
         ["generator 0", "generator 1"]
 
 
+def test_a_run_picked_by_a_label_that_has_since_changed_stays_picked():
+    """A page is not redrawn while its runs train, so the run list it shows goes
+    stale (status, ARI). Picking a run by its stale label picks that run, and the
+    page sends the browser the run's new label to show: a browser sends back the
+    label it shows, and on the next click a stale one no longer matched any run,
+    so the picker jumped to the default run, which the page's buttons then acted
+    on. Open takes the picked run to the Train page."""
+    mgr = get_manager()
+    gan, deadline = start_tiny_gan(name="gan"), time.monotonic() + 120
+    pause_after(gan, 2, deadline)
+    newest = finished_run("moons", "gmm", 2, name="newest")  # the default: listed first
+    at = page("Home.py").run()
+    picker = at.selectbox(key="home-run")
+    assert picker.value == newest and any(o.startswith("gan · paused") for o in picker.options)
+    assert mgr.stop(gan, timeout=60) == "stopped"  # the page still offers "gan · paused ..."
+    picker.select(gan).run()  # sends the label it was offered, "gan · paused ..."
+    assert not at.exception
+    picker = at.selectbox(key="home-run")
+    assert picker.value == gan
+    assert picker.proto.set_value and picker.proto.raw_value.startswith("gan · stopped")  # shown anew
+    next(b for b in at.button if b.label == "Open").click().run()
+    assert not at.exception and at.title[0].value == "Train"
+    assert at.selectbox(key="train-run").value == gan
+
+
 def test_quick_start_launches_ganmm_on_mnist5k_and_opens_its_live_view():
     at = page("Home.py").run()
     next(b for b in at.button if b.label == "Start GANMM on mnist5k").click().run()

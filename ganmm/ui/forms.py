@@ -94,20 +94,26 @@ def _cuda() -> bool:
 
 
 def run_picker(records: list[RunRecord], key: str, default: str | None = None) -> str | None:
-    """A run chosen from the store (most recent first); None when there are none."""
+    """A run chosen from the store (most recent first); None when there are none.
+
+    A run's label (status, ARI) moves on while it trains, and the browser keeps
+    the labels it was last sent: a page that is not redrawn offers stale ones.
+    Streamlit gets the label back, not the run, so a run picked by a stale label
+    would not be found and the picker would jump to the default run, which the
+    page's buttons would then act on. Labels end with the run id: such a pick is
+    mapped back to its run. And Streamlit sends a selectbox's shown value only
+    when it is set, so the chosen run is set again on every redraw, which also
+    sends its new label ("running" became "done" only in the list, before)."""
     if not records:
         return None
     ids = [r.run_id for r in records]
     labels = {r.run_id: common.run_label(r) for r in records}
-    index = ids.index(default) if default in ids else 0
-    # The browser keeps showing the label the chosen run had when it was picked
-    # (Streamlit sends a selectbox's value only when it is set), so a run that
-    # moved on from "running" to "done" would still read "running" there: when the
-    # chosen run's label has changed, set the value again to send the new label.
-    chosen, shown = st.session_state.get(key), f"{key}-label"
-    before = st.session_state.get(shown)
-    if chosen in labels and before is not None and before[0] == chosen and before[1] != labels[chosen]:
+    chosen = st.session_state.get(key)
+    if isinstance(chosen, str) and chosen not in labels:
+        chosen = chosen.rsplit(" · ", 1)[-1]  # a stale label: its run id
+    if chosen in labels:
         st.session_state[key] = chosen
-    picked = st.selectbox("Run", ids, index=index, format_func=labels.get, key=key)
-    st.session_state[shown] = (picked, labels.get(picked))
-    return picked
+        index = 0  # unused (the set value wins); 0 keeps Streamlit from warning about both
+    else:
+        index = ids.index(default) if default in ids else 0
+    return st.selectbox("Run", ids, index=index, format_func=labels.get, key=key)

@@ -214,7 +214,7 @@ class SampleWords:
     """What a model's stored samples are called in the views."""
 
     member: str  # the legend's name of member i: "<member> i"
-    plural: str  # "Clusters and <plural>, iteration t"
+    plural: str  # the subtitle: "<plural> of iteration t"
     heading: str  # above the image tiles
 
 
