@@ -425,12 +425,13 @@ def lesson_picture(points: np.ndarray, assignments: np.ndarray, k: int, *,
     if samples is not None and np.asarray(samples).size:
         s = np.asarray(samples, dtype=float).reshape(len(samples), -1, 2)  # (K, S, 2)
         for i in range(len(s)):
-            traces.append(dict(
-                type="scattergl", x=s[i, :, 0], y=s[i, :, 1], mode="markers", name=f"generator {i}",
-                legendgroup=f"c{i}", hoverinfo="skip",
-                marker=dict(color=colors[i % len(colors)], size=9 if contrast else 7, symbol="x-thin",
-                            line=dict(color="#000" if contrast else colors[i % len(colors)],
-                                      width=2.5 if contrast else 1.5))))
+            c = colors[i % len(colors)]
+            # "x-thin" is drawn by its line only, so teacher mode's black edge made every
+            # generator's crosses black; there a filled "x" in the colour, edged in black
+            marker = dict(color=c, size=13, symbol="x", line=dict(color="#000", width=1)) if contrast \
+                else dict(color=c, size=7, symbol="x-thin", line=dict(color=c, width=1.5))
+            traces.append(dict(type="scattergl", x=s[i, :, 0], y=s[i, :, 1], mode="markers",
+                               name=f"generator {i}", legendgroup=f"c{i}", hoverinfo="skip", marker=marker))
     if means is not None and covariances is not None:
         traces += _ellipse_traces(means, covariances, (1, 2), colors, 4 if contrast else 2)
         mu = np.asarray(means, dtype=float).reshape(-1, 2)

@@ -261,7 +261,10 @@ def test_lesson_picture_layers_regions_points_samples_ellipses_and_means():
         assert kinds[0] == "heatmap" and np.array_equal(np.asarray(fig.data[0].z), regions)
         points = [t for t in fig.data if t.name in ("cluster 0", "cluster 1")]
         assert [len(t.x) for t in points] == [1, 2] and [t.marker.color for t in points] == colors
-        assert [len(t.x) for t in fig.data if t.name.startswith("generator")] == [3, 3]
+        crosses = [t for t in fig.data if t.name.startswith("generator")]
+        assert [len(t.x) for t in crosses] == [3, 3]
+        # each generator's crosses show its cluster's colour (a thin cross is drawn by its line only)
+        assert [t.marker.line.color if t.marker.symbol == "x-thin" else t.marker.color for t in crosses] == colors
         rings = [t for t in fig.data if "σ" in t.name]
         assert [t.line.dash for t in rings] == ["solid", "solid", "dash", "dash"]
         assert [t.line.color for t in rings] == colors * 2
