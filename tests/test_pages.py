@@ -260,6 +260,48 @@ def test_compare_names_each_models_samples_and_draws_a_stopped_gan_runs_latest()
         ["generator 0", "generator 1"]
 
 
+def test_live_view_gives_no_time_left_while_paused_and_starts_changes_after_the_split():
+    """A paused run's time left is unknown (no "about N s left"), and the fraction of
+    points that changed cluster starts at iteration 1: at iteration 0 every point
+    "changed" from no cluster, a 100% spike that flattened the real curve."""
+    import json
+
+    mgr = get_manager()
+    gan, deadline = start_tiny_gan(), time.monotonic() + 120
+    last = pause_after(gan, 3, deadline)
+    at = page("pages/2_Train.py")
+    at.session_state["run_id"] = gan
+    at.run()
+    assert not at.exception
+    assert progress(at).startswith("**paused** · iteration") and "left" not in progress(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    (changed,) = [s["data"][0] for s in specs if s["layout"]["title"]["text"] == "Points that changed cluster"]
+    assert list(_array(changed["x"])) == list(range(1, last + 1)) and _array(changed["y"]).max() < 1.0
+    mgr.resume(gan)
+    while store_status(gan) != "running":
+        assert time.monotonic() < deadline, "not running again in time"
+        time.sleep(0.05)
+    at.run()
+    assert "s left" in progress(at)
+    assert mgr.stop(gan, timeout=60) == "stopped"
+
+
+def _array(value) -> np.ndarray:
+    """A trace's data as sent to the browser: a list, or plotly's typed array
+    ({"dtype": ..., "bdata": base64 of the raw values})."""
+    if isinstance(value, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def store_status(run_id: str) -> str:
+    from ganmm.store import RunStore
+
+    return RunStore().get_run(run_id).status
+
+
 def test_a_run_picked_by_a_label_that_has_since_changed_stays_picked():
     """A page is not redrawn while its runs train, so the run list it shows goes
     stale (status, ARI). Picking a run by its stale label picks that run, and the

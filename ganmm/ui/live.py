@@ -84,7 +84,7 @@ def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, ke
     frac = max(done / max_iter, elapsed / budget if budget else 0.0)
     frac = 1.0 if record.status == "done" else min(frac, 1.0)
     status = f"**{record.status}** · iteration {done} of at most {max_iter} · {elapsed:.0f} s"
-    if common.is_active(record) and rows:
+    if record.status == "running" and rows:  # a paused or queued run's time left is not known
         status += f" · about {left:.0f} s left"
     st.markdown(f"#### {record.name}")
     st.caption(f"{record.model} on {record.dataset} · K={cfg.get('n_clusters', '?')} · seed {record.seed} · "
@@ -174,8 +174,9 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
                 st.caption("GMM and k-means reference lines appear once they are fitted on this data.")
             elif not refs:
                 st.caption("No reference lines: GMM and k-means could not be fitted on this data.")
+    moved = [r for r in rows if r.iteration > 0]  # at iteration 0 every point "changed": from no cluster
     col2.plotly_chart(_figure(("changed", run, last),
-                              lambda: plots.changed_curve(its, [r.changed for r in rows])),
+                              lambda: plots.changed_curve([r.iteration for r in moved], [r.changed for r in moved])),
                       key=f"{key}-changed", width="stretch")
 
     col1, col2 = st.columns(2)
