@@ -302,6 +302,29 @@ def store_status(run_id: str) -> str:
     return RunStore().get_run(run_id).status
 
 
+def test_two_d_data_is_drawn_in_its_own_units_in_both_pictures():
+    """2-D data shows twice, by cluster and by label: both in the data's own units
+    (the second drew the scaled features the models train on, on other axes)."""
+    import json
+
+    run_id = finished_run("moons", "gmm", 2)
+    at = page("pages/2_Train.py")
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception
+    ds = data.load("moons")
+    raw = np.sort(ds.inverse(ds.X)[:, 0])
+    pictures = 0
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        if not spec["layout"]["title"]["text"].startswith(("Clusters at iteration", "The data (2-D")):
+            continue
+        xs = [_array(t["x"]) for t in spec["data"] if t["marker"].get("symbol") != "diamond"]
+        assert np.allclose(np.sort(np.concatenate(xs)), raw, atol=1e-5)
+        pictures += 1
+    assert pictures == 2
+
+
 def test_a_run_picked_by_a_label_that_has_since_changed_stays_picked():
     """A page is not redrawn while its runs train, so the run list it shows goes
     stale (status, ARI). Picking a run by its stale label picks that run, and the

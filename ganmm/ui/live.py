@@ -292,9 +292,13 @@ def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: b
     words = sample_words(record.model)
     st.session_state[_placing_key(key, record.run_id)] = wanted  # the timer redraws until they are placed
     def build():
+        points, placed = state.embedding, samples
+        if ds.kind == "2d":  # the data itself, in its own units, as the picture beside it
+            points = ds.inverse(points)
+            placed = None if placed is None else ds.inverse(placed)
         fig = plots.scatter_clusters(
-            state.embedding, snap.assignments, labels=None if labels is None else labels[0],
-            label_names=None if labels is None else labels[1], color_by=color_by, samples=samples,
+            points, snap.assignments, labels=None if labels is None else labels[0],
+            label_names=None if labels is None else labels[1], color_by=color_by, samples=placed,
             axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]),
             sample_name=words.member)
         title = "UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)"
