@@ -25,9 +25,7 @@ if len(chosen) < 2:
 runs = [by_id[i] for i in chosen]
 
 st.subheader("Summary")
-table, differs = compare.summary(runs)
-st.dataframe(table.style.apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)),
-             width="stretch", hide_index=True)
+st.dataframe(compare.summary_view(runs), width="stretch", hide_index=True)
 st.caption("Highlighted: settings that differ between the chosen runs. NMI uses arithmetic normalisation.")
 
 st.subheader("Metric curves")

@@ -215,6 +215,10 @@ def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
     assert not at.exception
     summary = at.dataframe[0].value
     assert list(summary["model"]) == ["gmm", "kmeans"]
+    shown = shown_cells(at.dataframe[0])  # metrics to 3 decimals, seconds to 1, no "None"
+    assert all(re.fullmatch(r"-?\d\.\d{3}", v) for m in ("purity", "ari", "nmi", "acc") for v in shown[m])
+    assert all(re.fullmatch(r"\d+\.\d", v) for v in shown["seconds"])
+    assert list(shown["preset"]) == ["-", "-"] and "None" not in shown.to_string()
     seeds = at.dataframe[1].value
     km = seeds[seeds["model"] == "kmeans"].iloc[0]
     assert km["seeds"] == 2 and "±" in km["ari"]
@@ -294,6 +298,13 @@ def _array(value) -> np.ndarray:
 
         return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
     return np.asarray(value)
+
+
+def shown_cells(element):
+    """A st.dataframe's cells as the browser shows them: a pandas Styler's display values."""
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(element.proto.arrow_data.styler.display_values).read_all().to_pandas()
 
 
 def store_status(run_id: str) -> str:

@@ -36,6 +36,19 @@ def summary(records: list[RunRecord]) -> tuple[pd.DataFrame, set[str]]:
     return table, differs
 
 
+def summary_view(records: list[RunRecord]):
+    """The summary as the Compare page shows it: metrics to 3 decimals, seconds to
+    1, a setting a model does not have as "-" (pandas' default drew "0.501000" and
+    "None"), and the settings that differ between the runs highlighted."""
+    table, differs = summary(records)
+    metrics = [m for m in METRICS if m in table.columns]
+    return (table.style
+            .format(precision=3, na_rep="-")
+            .format("{:.1f}", subset=["seconds"], na_rep="-")
+            .format("{:.3f}", subset=metrics, na_rep="-")
+            .apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)))
+
+
 def config_key(record: RunRecord) -> str:
     """What groups runs that differ only by seed: model, data, settings."""
     settings = {k: v for k, v in settings_of(record).items() if k not in _IGNORED}
