@@ -18,9 +18,10 @@ else:
         "**Step**. A **Gaussian mixture** can only draw ellipses. A **mixture of GANs** (GANMM) "
         "lets each GAN learn any shape, and a classifier trained on the GANs' own samples "
         "decides which GAN each point belongs to; each part also *borrows* the σ_t points of the "
-        "others it finds most like its own (ε-EM), so points keep moving early on. "
-        "**GANMM-EM** is plain hard EM with the critics deciding: with such capable models "
-        "it has no reason to let go of its first split.")
+        "others it finds most like its own (ε-EM), so points near a boundary can still change "
+        "sides early on. **GANMM-EM** is plain hard EM with the critics deciding: a critic's "
+        "score says how real a point looks to its GAN, not how likely the GAN is to draw it, "
+        "so large parts of the data can swing between clusters from one iteration to the next.")
 
 settings = st.session_state.setdefault(
     "classroom-settings", {"dataset": "moons", "k": None, "seed": 0, "init": "kmeans"})

@@ -234,7 +234,7 @@ def _curves(lesson: Lesson, shown: int, teacher: bool) -> None:
 
     left, right = st.columns(2)
     left.plotly_chart(plots.lesson_curves(
-        series(lambda f: f.changed), "Points that changed cluster (ε-EM keeps them moving)",
+        series(lambda f: f.changed), "Points that changed cluster per iteration",
         "fraction changed", colors=colors, percent=True, marker=shown, height=height, contrast=teacher),
         width="stretch", key="cls-changed")
     gan = frames["ganmm"]
