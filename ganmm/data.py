@@ -560,12 +560,13 @@ def load(
     )
 
 
-def csv_columns(path: str, limits: Limits = DEFAULT_LIMITS) -> list[str]:
+def csv_columns(path: str, limits: Limits = DEFAULT_LIMITS, *, text_only: bool = False) -> list[str]:
     """The columns of a CSV/TSV file (optionally gzipped), from its first lines, so
-    that a label column can be chosen before the whole file is parsed."""
+    that a label column can be chosen before the whole file is parsed;
+    ``text_only``: those holding something other than numbers there."""
     try:
         data = loaders.maybe_gunzip(_read_capped(Path(path), limits), limits)
-        return loaders.csv_columns(data)
+        return loaders.csv_text_columns(data) if text_only else loaders.csv_columns(data)
     except DataError:
         raise
     except loaders.MALFORMED_INPUT_ERRORS as exc:

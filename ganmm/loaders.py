@@ -440,6 +440,28 @@ def csv_columns(data: bytes) -> list[str]:
     """The column names of CSV/TSV text (x0, x1, ... without a header), read from
     its first lines only: what a page offers as label columns before the file
     can be loaded."""
+    return _csv_head(data)[0]
+
+
+def csv_text_columns(data: bytes) -> list[str]:
+    """The columns of CSV/TSV text that hold something other than numbers in its
+    first lines: the label column, when there is exactly one (a page preselects it,
+    since the file cannot be loaded with a text column among the features)."""
+    names, rows = _csv_head(data)
+    return [name for j, name in enumerate(names)
+            if any(j < len(row) and row[j] and not _is_number(row[j]) for row in rows)]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_head(data: bytes) -> tuple[list[str], list[list[str]]]:
+    """The column names and the data rows among the first lines of CSV/TSV text."""
     text = _decode(data)
     delimiter = _sniff_delimiter(text)
     lines = text[: 2**20].splitlines()
@@ -448,9 +470,12 @@ def csv_columns(data: bytes) -> list[str]:
     head = "\n".join(lines[:_SNIFF_LINES])
     _, first_two, _ = _scan_rows(head, delimiter)
     if not first_two:
-        return []
+        return [], []
     first, second = first_two[0], first_two[1] if len(first_two) > 1 else None
-    return _column_names(first if _looks_like_header(first, second, None) else None, len(first))
+    header = _looks_like_header(first, second, None)
+    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(head), delimiter=delimiter,
+                                                                 skipinitialspace=True) if any(c.strip() for c in row)]
+    return _column_names(first if header else None, len(first)), rows[1:] if header else rows
 
 
 def _decode(data: bytes) -> str:

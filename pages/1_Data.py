@@ -40,7 +40,10 @@ def upload_ui() -> common.DataChoice | None:
     if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.name.lower().endswith((".csv.gz", ".tsv.gz", ".txt.gz")):
         columns = _csv_columns(str(path))
         if columns:
+            text = _csv_columns(str(path), text_only=True)
+            guess = text[0] if len(text) == 1 and text[0] in columns else None  # the one that is not numbers
             pick = st.selectbox("Label column", ["(no labels)"] + columns, key="upload-label-column",
+                                index=1 + columns.index(guess) if guess else 0,
                                 help="a column that holds the true class of each row; it is never used "
                                      "for training, only to score the clusters")
             label_column = None if pick == "(no labels)" else pick
@@ -55,10 +58,11 @@ def upload_ui() -> common.DataChoice | None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _csv_columns(path: str) -> list[str]:
-    """The columns of a CSV/TSV, from its first lines; [] when it cannot be read."""
+def _csv_columns(path: str, text_only: bool = False) -> list[str]:
+    """The columns of a CSV/TSV (those holding text, with ``text_only``), from its
+    first lines; [] when it cannot be read."""
     try:
-        return data.csv_columns(path)
+        return data.csv_columns(path, text_only=text_only)
     except GanmmError:
         return []
 

@@ -93,6 +93,8 @@ def columns_outcome(path: str) -> list[str] | DataError:
         return exc
     assert isinstance(cols, list) and all(isinstance(c, str) and c for c in cols)
     assert len(set(cols)) == len(cols), "column names offered for labels must be distinct"
+    text = data.csv_columns(path, limits=FUZZ, text_only=True)  # what the Data page preselects from
+    assert set(text) <= set(cols)
     return cols
 
 
