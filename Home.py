@@ -71,7 +71,10 @@ def run_actions_ui(records) -> None:
         st.session_state["run_id"] = run_id
         st.switch_page("pages/2_Train.py")
     if cols[1].button("Compare", key="home-compare"):
-        st.session_state["compare"] = [run_id]
+        # with the latest other run on the same data (else any): comparing needs two
+        others = [r for r in records if r.run_id != run_id]
+        partner = ([r for r in others if r.dataset == record.dataset] or others)[:1]
+        st.session_state["compare"] = [run_id, *(r.run_id for r in partner)]
         st.switch_page("pages/3_Compare.py")
     mine = common.is_active(record) and common.owned_here(run_id)
     if record.status == "paused":
@@ -92,6 +95,7 @@ def run_actions_ui(records) -> None:
             st.error(str(exc))
         else:
             st.session_state.pop("run_id", None)
+            st.session_state["home-said"] = f"Deleted the run {record.name} ({run_id})."
             st.rerun()
     if cols[5].button("Prepare zip", key="home-zip"):
         with tempfile.TemporaryDirectory() as tmp:
@@ -106,6 +110,8 @@ def run_actions_ui(records) -> None:
 intro_ui()
 quick_start_ui()
 st.subheader("Runs")
+if said := st.session_state.pop("home-said", None):  # what the last action did, once
+    st.success(said)
 records = common.store().list_runs()
 if not records:
     st.info("No runs yet. Start one with the quick start above, on the Train page, "

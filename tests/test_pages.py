@@ -109,6 +109,23 @@ def test_home_delete_needs_confirmation_and_removes_the_run():
     at.button(key="home-delete").click().run()
     assert not at.exception
     assert "No runs yet" in texts(at)
+    assert at.success[0].value == f"Deleted the run gmm on moons ({run_id})."  # said once
+    at.run()
+    assert not at.success
+
+
+def test_home_compare_opens_the_run_with_the_latest_other_on_its_data():
+    """Comparing needs two runs: Compare on the home page brings the latest other
+    run on the same data along (not a page that asks for a second one)."""
+    older = finished_run("moons", "gmm", 2, name="older")
+    finished_run("blobs", "kmeans", 3, name="other data")
+    newer = finished_run("moons", "kmeans", 2, name="newer")
+    at = page("Home.py").run()
+    at.selectbox(key="home-run").select(older).run()
+    at.button(key="home-compare").click().run()
+    assert not at.exception and at.title[0].value == "Compare runs"
+    assert at.session_state["compare"] == [older, newer]
+    assert list(at.dataframe[0].value["run"]) == ["older", "newer"]
 
 
 def test_data_page_previews_builtins_and_sets_the_session_dataset():
