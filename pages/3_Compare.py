@@ -56,7 +56,8 @@ for col, r in zip(cols, runs):
             st.error(str(exc))
             continue
         st.plotly_chart(plots.sizes_bar(snap.sizes, height=240), width="stretch", key=f"cmp-bar-{r.run_id}")
-        live.samples_panel(r, live.with_samples(r, snap), key=f"cmp-{r.run_id}")  # GANs store samples every few iterations
+        live.samples_panel(r, live.with_samples(r, snap), key=f"cmp-{r.run_id}",  # GANs store samples every few iterations
+                           narrow=len(runs) > 2)
         labels = live.labels_of(r)
         if labels is not None:
             st.plotly_chart(live.confusion_figure(labels, snap), width="stretch", key=f"cmp-conf-{r.run_id}")

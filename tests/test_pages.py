@@ -272,6 +272,8 @@ def test_compare_names_each_models_samples_and_draws_a_stopped_gan_runs_latest()
         if title.get("text", "").startswith("Clusters"):
             shown[title["text"], title.get("subtitle", {}).get("text")] = \
                 [t["name"] for t in spec["data"] if t.get("marker", {}).get("symbol") == "diamond"]
+            # three columns: the legend goes below the points, not beside them
+            assert spec["layout"]["legend"]["orientation"] == "h"
     gmm_last, km_last = store.get_run(gmm).iterations, store.get_run(km).iterations
     assert shown[f"Clusters at iteration {gmm_last}", f"samples of the Gaussians of iteration {gmm_last}"] == \
         ["Gaussian 0", "Gaussian 1"]

@@ -238,8 +238,10 @@ def _titled(title: str, subtitle: str | None) -> dict:
     return dict(text=title) if subtitle is None else dict(text=title, subtitle=dict(text=subtitle))
 
 
-def samples_panel(record: RunRecord, snap, key: str) -> None:
-    """Generated samples: image tiles per generator, or points over the data."""
+def samples_panel(record: RunRecord, snap, key: str, *, narrow: bool = False) -> None:
+    """Generated samples: image tiles per generator, or points over the data.
+    ``narrow``: a column of three or four, where a legend beside the picture
+    left the points a thin strip; it goes below."""
     if snap.samples is None:
         st.info(f"{record.model} does not generate samples.")
         return
@@ -261,10 +263,11 @@ def samples_panel(record: RunRecord, snap, key: str) -> None:
         names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
         fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names,
                                      sample_name=words.member)
-        return fig.update_layout(title=_titled(f"Clusters at iteration {snap.iteration}",
-                                               f"{words.plural} of iteration {source}"))
+        fig.update_layout(title=_titled(f"Clusters at iteration {snap.iteration}",
+                                        f"{words.plural} of iteration {source}"))
+        return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2)) if narrow else fig
 
-    st.plotly_chart(_figure(("samples", record.run_id, snap.iteration), build),
+    st.plotly_chart(_figure(("samples", record.run_id, snap.iteration, narrow), build),
                     key=f"{key}-samples", width="stretch")
 
 
