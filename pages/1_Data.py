@@ -97,6 +97,11 @@ def preview(ds: data.Dataset) -> None:
 source = st.radio("Source", ["Built-in", "Upload"], horizontal=True,
                   index=0 if current.source in data.BUILTINS else 1)
 choice = builtin_ui() if source == "Built-in" else upload_ui()
+if choice is None and source == "Upload" and current.source not in data.BUILTINS:
+    # the uploader is empty again after a visit to another page: show the file in use
+    st.caption(f"Shown: **{current.display or current.source}**, the uploaded file new runs use. "
+               "Upload another file to replace it.")
+    choice = current
 if choice is not None:
     try:
         ds = common.load_dataset(choice.source, choice.label_column, choice.labels)

@@ -139,6 +139,22 @@ def test_data_page_previews_builtins_and_sets_the_session_dataset():
     assert "New runs on the Train page use this dataset" in texts(at)
 
 
+def test_data_page_shows_the_uploaded_file_in_use_when_opened_again():
+    """A file uploader is empty again whenever the page is opened; the page then
+    shows the uploaded file new runs use, not an empty uploader alone."""
+    from ganmm.uploads import save_upload
+
+    rows = "\n".join(f"{i % 7},{i % 5},{'ab'[i % 2]}" for i in range(30))
+    path = save_upload("flowers.csv", f"width,height,species\n{rows}\n".encode())
+    at = page("pages/1_Data.py")
+    at.session_state["data_choice"] = DataChoice(str(path), "species", None, display="flowers.csv")
+    at.run()
+    assert not at.exception
+    assert at.radio[0].value == "Upload"
+    assert "Shown: **flowers.csv**" in texts(at) and "30 rows x 2 features" in texts(at)
+    assert "New runs on the Train page use this dataset" in texts(at)
+
+
 def test_data_page_tabular_preview_has_a_column_summary():
     at = page("pages/1_Data.py").run()
     at.selectbox[0].select("digits").run()
