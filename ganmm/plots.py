@@ -130,7 +130,7 @@ def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[floa
                 line=dict(color=color[n], dash=_REF_DASHES[b % 4], width=1.5),
                 hovertemplate=f"{base} final {label[n]}: {float(v):.3f}<extra></extra>"))
         if lines:  # one legend entry per baseline, in grey with its dash: one per line did not fit
-            traces.append(dict(type="scatter", x=[None], y=[None], mode="lines", name=f"{base} (final)",
+            traces.append(dict(type="scatter", x=[None], y=[None], mode="lines", name=f"{base}, final",
                                legendgroup=f"ref:{base}", hoverinfo="skip",
                                line=dict(color="#777", dash=_REF_DASHES[b % 4], width=1.5)))
             traces.extend(lines)

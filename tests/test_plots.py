@@ -72,7 +72,7 @@ def test_metric_curves_lines_and_dashed_reference_at_baseline_value():
     assert "k-means Purity" in names and "k-means NMI (arithmetic)" not in names
     # the legend: each metric, then one entry per baseline that toggles all its lines
     legend = [t.name for t in fig.data if t.showlegend is not False]
-    assert legend == ["Purity", "NMI (arithmetic)", "GMM (final)", "k-means (final)"]
+    assert legend == ["Purity", "NMI (arithmetic)", "GMM, final", "k-means, final"]
     gmm_group = {t.legendgroup for t in fig.data if t.name.startswith("GMM")}
     assert len(gmm_group) == 1 and None not in gmm_group
     lo, hi = fig.layout.yaxis.range
