@@ -73,7 +73,7 @@ def run_actions_ui(records) -> None:
     if cols[1].button("Compare", key="home-compare"):
         # with the latest other run on the same data (else any): comparing needs two
         others = [r for r in records if r.run_id != run_id]
-        partner = ([r for r in others if r.dataset == record.dataset] or others)[:1]
+        partner = ([r for r in others if r.fingerprint == record.fingerprint] or others)[:1]
         st.session_state["compare"] = [run_id, *(r.run_id for r in partner)]
         st.switch_page("pages/3_Compare.py")
     mine = common.is_active(record) and common.owned_here(run_id)

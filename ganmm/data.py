@@ -560,13 +560,18 @@ def load(
     )
 
 
-def csv_columns(path: str, limits: Limits = DEFAULT_LIMITS, *, text_only: bool = False) -> list[str]:
+def csv_columns(path: str, limits: Limits = DEFAULT_LIMITS) -> list[str]:
     """The columns of a CSV/TSV file (optionally gzipped), from its first lines, so
-    that a label column can be chosen before the whole file is parsed;
-    ``text_only``: those holding something other than numbers there."""
+    that a label column can be chosen before the whole file is parsed."""
+    return csv_column_kinds(path, limits)[0]
+
+
+def csv_column_kinds(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[str], list[str]]:
+    """:func:`csv_columns`, and those of them holding something other than numbers
+    in the first lines (one read of the file)."""
     try:
         data = loaders.maybe_gunzip(_read_capped(Path(path), limits), limits)
-        return loaders.csv_text_columns(data) if text_only else loaders.csv_columns(data)
+        return loaders.csv_column_kinds(data)
     except DataError:
         raise
     except loaders.MALFORMED_INPUT_ERRORS as exc:

@@ -443,21 +443,14 @@ def csv_columns(data: bytes) -> list[str]:
     return _csv_head(data)[0]
 
 
-def csv_text_columns(data: bytes) -> list[str]:
-    """The columns of CSV/TSV text that hold something other than numbers in its
-    first lines: the label column, when there is exactly one (a page preselects it,
-    since the file cannot be loaded with a text column among the features)."""
+def csv_column_kinds(data: bytes) -> tuple[list[str], list[str]]:
+    """The column names of CSV/TSV text, and those of them that hold something other
+    than numbers (or missing values) in its first lines: the label column, when
+    there is exactly one (a page preselects it, since the file cannot be loaded
+    with a text column among the features)."""
     names, rows = _csv_head(data)
-    return [name for j, name in enumerate(names)
-            if any(j < len(row) and row[j] and not _is_number(row[j]) for row in rows)]
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+    return names, [name for j, name in enumerate(names)
+                   if any(j < len(row) and row[j] and not _is_number(row[j]) for row in rows)]
 
 
 def _csv_head(data: bytes) -> tuple[list[str], list[list[str]]]:

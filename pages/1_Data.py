@@ -38,9 +38,8 @@ def upload_ui() -> common.DataChoice | None:
         return None
     label_column, labels = None, None
     if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.name.lower().endswith((".csv.gz", ".tsv.gz", ".txt.gz")):
-        columns = _csv_columns(str(path))
+        columns, text = _csv_columns(str(path))
         if columns:
-            text = _csv_columns(str(path), text_only=True)
             guess = text[0] if len(text) == 1 and text[0] in columns else None  # the one that is not numbers
             pick = st.selectbox("Label column", ["(no labels)"] + columns, key="upload-label-column",
                                 index=1 + columns.index(guess) if guess else 0,
@@ -58,13 +57,13 @@ def upload_ui() -> common.DataChoice | None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _csv_columns(path: str, text_only: bool = False) -> list[str]:
-    """The columns of a CSV/TSV (those holding text, with ``text_only``), from its
-    first lines; [] when it cannot be read."""
+def _csv_columns(path: str) -> tuple[list[str], list[str]]:
+    """The columns of a CSV/TSV and those holding text, from its first lines;
+    empty when it cannot be read."""
     try:
-        return data.csv_columns(path, text_only=text_only)
+        return data.csv_column_kinds(path)
     except GanmmError:
-        return []
+        return [], []
 
 
 def preview(ds: data.Dataset) -> None:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from ganmm.data import (
-    BUILTINS, DEFAULT_LIMITS, Dataset, Limits, csv_columns, encode_labels, from_arrays, list_builtins,
-    load, load_builtin, load_bytes, validate,
+    BUILTINS, DEFAULT_LIMITS, Dataset, Limits, csv_column_kinds, csv_columns, encode_labels, from_arrays,
+    list_builtins, load, load_builtin, load_bytes, validate,
 )
 from ganmm.errors import DataError
 
@@ -518,14 +518,14 @@ def test_csv_columns_are_offered_before_the_file_loads(tmp_path):
     with pytest.raises(DataError, match="species"):  # not loadable without a label column
         load(str(path))
     assert csv_columns(str(path)) == ["width", "height", "species"]
-    assert csv_columns(str(path), text_only=True) == ["species"]  # the one a page preselects
+    assert csv_column_kinds(str(path)) == (["width", "height", "species"], ["species"])  # a page preselects it
     headless = tmp_path / "g.tsv"
     headless.write_text("1\t2\t3\n4\t5\t6\n")
     assert csv_columns(str(headless)) == ["x0", "x1", "x2"]
-    assert csv_columns(str(headless), text_only=True) == []
-    mixed = tmp_path / "h.csv"  # quoted numbers, blanks, nan and inf are numbers; a header is not data
-    mixed.write_text('name,x,y\n"a",1.5,\nb,"2",nan\nc,-inf,3e-2\n')
-    assert csv_columns(str(mixed), text_only=True) == ["name"]
+    assert csv_column_kinds(str(headless))[1] == []
+    mixed = tmp_path / "h.csv"  # quoted numbers, blanks, nan, inf and NA are numbers; a header is not data
+    mixed.write_text('name,x,y\n"a",1.5,\nb,"2",nan\nc,-inf,3e-2\nd,NA,1\n')
+    assert csv_column_kinds(str(mixed))[1] == ["name"]
 
 
 def test_csv_columns_of_a_wide_file_whose_first_lines_pass_64_kb(tmp_path):

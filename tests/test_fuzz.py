@@ -93,8 +93,8 @@ def columns_outcome(path: str) -> list[str] | DataError:
         return exc
     assert isinstance(cols, list) and all(isinstance(c, str) and c for c in cols)
     assert len(set(cols)) == len(cols), "column names offered for labels must be distinct"
-    text = data.csv_columns(path, limits=FUZZ, text_only=True)  # what the Data page preselects from
-    assert set(text) <= set(cols)
+    names, text = data.csv_column_kinds(path, limits=FUZZ)  # what the Data page preselects from
+    assert names == cols and set(text) <= set(cols)
     return cols
 
 

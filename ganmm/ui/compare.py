@@ -43,10 +43,19 @@ def summary_view(records: list[RunRecord]):
     table, differs = summary(records)
     metrics = [m for m in METRICS if m in table.columns]
     return (table.style
-            .format(precision=3, na_rep="-")
+            .format(_setting)  # settings as given: 0.0001 and 5e-05 stay apart, 128.0 reads 128
             .format("{:.1f}", subset=["seconds"], na_rep="-")
             .format("{:.3f}", subset=metrics, na_rep="-")
             .apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)))
+
+
+def _setting(value) -> str:
+    """A summary cell: "-" for none, a number in its shortest exact-looking form."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.10g}"
+    return str(value)
 
 
 def config_key(record: RunRecord) -> str:
