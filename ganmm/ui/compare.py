@@ -42,8 +42,13 @@ def summary_view(records: list[RunRecord]):
     "None"), and the settings that differ between the runs highlighted."""
     table, differs = summary(records)
     metrics = [m for m in METRICS if m in table.columns]
+    # settings as given (0.0001 and 5e-05 stay apart, 128.0 reads 128), as text: the
+    # browser's table draws a missing value as "None" whatever a Styler says
+    table = table.astype({c: object for c in table.columns if c not in (*metrics, "seconds")})
+    for c in table.columns:
+        if c not in (*metrics, "seconds"):
+            table[c] = table[c].map(_setting)
     return (table.style
-            .format(_setting)  # settings as given: 0.0001 and 5e-05 stay apart, 128.0 reads 128
             .format("{:.1f}", subset=["seconds"], na_rep="-")
             .format("{:.3f}", subset=metrics, na_rep="-")
             .apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)))
@@ -80,7 +85,7 @@ def seed_table(records: list[RunRecord]) -> pd.DataFrame:
     rows = []
     for runs in groups.values():
         first = runs[0]
-        row = {"model": first.model, "dataset": first.dataset, "preset": first.config.get("preset"),
+        row = {"model": first.model, "dataset": first.dataset, "preset": first.config.get("preset") or "-",
                "K": settings_of(first).get("n_clusters"), "seeds": len({r.seed for r in runs}),
                "runs": len(runs)}
         for m in METRICS:
