@@ -255,8 +255,11 @@ def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
     assert not summary.isna().any().any()  # the browser's table draws a missing value as "None"
     from ganmm.store import RunStore
     from ganmm.ui.compare import settings_of
+    from ganmm.ui.compare import summary as summary_of
 
     runs = {r.name: r for r in map(RunStore().get_run, (a, b))}
+    _, differs = summary_of(list(runs.values()))  # highlighted: a setting only one of them has differs too
+    assert {"model", "reg_covar", "n_init"} <= differs and not {"dataset", "preset", "seed"} & differs
     columns = set(settings_of(runs["gmm on moons"])) | set(settings_of(runs["kmeans on moons"]))
     assert {"reg_covar", "tol", "n_init"} <= columns  # GMM's tiny floats; k-means' int beside GMM's none
     for row, name in enumerate(shown["run"]):  # each setting as given: 1e-06 not "0.000", 10 not "10.0"

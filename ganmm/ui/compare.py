@@ -32,7 +32,8 @@ def summary(records: list[RunRecord]) -> tuple[pd.DataFrame, set[str]]:
                      "preset": r.config.get("preset"), **settings_of(r)})
     table = pd.DataFrame(rows)
     fixed = {"run", "iterations", "seconds", "status", *METRICS}
-    differs = {c for c in table.columns if c not in fixed and table[c].astype(str).nunique() > 1}
+    # a setting one run has and another lacks differs too (NaN is no value to nunique)
+    differs = {c for c in table.columns if c not in fixed and table[c].map(_setting).nunique() > 1}
     return table, differs
 
 
