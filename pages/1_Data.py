@@ -40,7 +40,7 @@ def upload_ui() -> common.DataChoice | None:
     if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.name.lower().endswith((".csv.gz", ".tsv.gz", ".txt.gz")):
         columns, text = _csv_columns(str(path))
         if columns:
-            guess = text[0] if len(text) == 1 and text[0] in columns else None  # the one that is not numbers
+            guess = text[0] if len(text) == 1 else None  # the one column that is not numbers
             pick = st.selectbox("Label column", ["(no labels)"] + columns, key="upload-label-column",
                                 index=1 + columns.index(guess) if guess else 0,
                                 help="a column that holds the true class of each row; it is never used "

@@ -42,16 +42,13 @@ def summary_view(records: list[RunRecord]):
     1, a setting a model does not have as "-" (pandas' default drew "0.501000" and
     "None"), and the settings that differ between the runs highlighted."""
     table, differs = summary(records)
-    metrics = [m for m in METRICS if m in table.columns]
     # settings as given (0.0001 and 5e-05 stay apart, 128.0 reads 128), as text: the
     # browser's table draws a missing value as "None" whatever a Styler says
-    table = table.astype({c: object for c in table.columns if c not in (*metrics, "seconds")})
-    for c in table.columns:
-        if c not in (*metrics, "seconds"):
-            table[c] = table[c].map(_setting)
+    for c in table.columns.difference([*METRICS, "seconds"]):
+        table[c] = table[c].map(_setting)
     return (table.style
             .format("{:.1f}", subset=["seconds"], na_rep="-")
-            .format("{:.3f}", subset=metrics, na_rep="-")
+            .format("{:.3f}", subset=list(METRICS), na_rep="-")
             .apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)))
 
 

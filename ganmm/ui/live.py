@@ -174,9 +174,12 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
                 st.caption("GMM and k-means reference lines appear once they are fitted on this data.")
             elif not refs:
                 st.caption("No reference lines: GMM and k-means could not be fitted on this data.")
-    moved = [r for r in rows if r.iteration > 0]  # at iteration 0 every point "changed": from no cluster
-    col2.plotly_chart(_figure(("changed", run, last),
-                              lambda: plots.changed_curve([r.iteration for r in moved], [r.changed for r in moved])),
+
+    def changed():  # built only when not cached; at iteration 0 every point "changed", from no cluster
+        moved = [r for r in rows if r.iteration > 0]
+        return plots.changed_curve([r.iteration for r in moved], [r.changed for r in moved])
+
+    col2.plotly_chart(_figure(("changed", run, last), changed),
                       key=f"{key}-changed", width="stretch")
 
     col1, col2 = st.columns(2)
