@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import math
+import re
 import struct
 import zipfile
 import zlib
@@ -353,7 +354,11 @@ def _table_from_array(arr: np.ndarray, what: str) -> Table:
 # --------------------------------------------------------------------------- #
 
 _MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "?")
-_MISSING_LOWER = {m.lower() for m in _MISSING}
+_MISSING_SET = frozenset(_MISSING)
+# what pandas' C parser reads as a float: ASCII digits without "_" (Python's float()
+# takes "1_000" and other scripts' digits), blanks around them, inf/infinity in any case
+_NUMBER = re.compile(r"[ \t]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[ \t]*|[+-]?inf(?:inity)?",
+                     re.ASCII | re.IGNORECASE)
 _SNIFF_LINES = 20
 
 
@@ -466,8 +471,8 @@ def _csv_head(data: bytes) -> tuple[list[str], list[list[str]]]:
         return [], []
     first, second = first_two[0], first_two[1] if len(first_two) > 1 else None
     header = _looks_like_header(first, second, None)
-    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(head), delimiter=delimiter,
-                                                                 skipinitialspace=True) if any(c.strip() for c in row)]
+    rows = [row for row in csv.reader(io.StringIO(head), delimiter=delimiter, skipinitialspace=True)
+            if any(c.strip() for c in row)]  # cells as the loader sees them: no leading blanks
     return _column_names(first if header else None, len(first)), rows[1:] if header else rows
 
 
@@ -560,14 +565,9 @@ def _ragged(line_num: int, fields: int, width: int) -> DataError:
 
 
 def _is_number(cell: str) -> bool:
-    """True for a cell that reads as a number or as a missing value."""
-    if cell.lower() in _MISSING_LOWER:
-        return True
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+    """True for a cell that reads as a number or as a missing value, as the loader
+    (pandas) reads them: the missing markers are matched exactly."""
+    return cell in _MISSING_SET or _NUMBER.fullmatch(cell) is not None
 
 
 def _looks_like_header(

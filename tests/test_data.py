@@ -528,6 +528,27 @@ def test_csv_columns_are_offered_before_the_file_loads(tmp_path):
     assert csv_column_kinds(str(mixed))[1] == ["name"]
 
 
+@pytest.mark.parametrize("cell, is_text", [
+    ("1_000", True), ("\u0663", True), ("Nan", True), ("none", True), ("NA ", True), ("0x10", True),
+    ("1 ", False), ("\t2", False), ("INF", False), ("-Infinity", False), ("NaN", False), ("?", False), (".5e-3", False),
+])
+def test_the_label_guess_agrees_with_the_loader(tmp_path, cell, is_text):
+    # the page preselects a text column as the label: it must be one the loader
+    # refuses as a feature, and a column it leaves alone must load
+    path = tmp_path / "f.csv"
+    path.write_text(f"a,v\n1,{cell}\n2,3\n")
+    assert csv_column_kinds(str(path))[1] == (["v"] if is_text else [])
+    if is_text:
+        with pytest.raises(DataError, match="not numbers"):
+            load(str(path))
+        assert load(str(path), label_column="v").X.shape == (2, 1)
+    else:  # loads, or is refused for its missing or infinite value, not as text
+        try:
+            assert load(str(path)).X.shape == (2, 2)
+        except DataError as exc:
+            assert "missing or infinite" in str(exc) and cell.strip().lower() in ("inf", "-infinity", "nan", "?")
+
+
 def test_csv_columns_of_a_wide_file_whose_first_lines_pass_64_kb(tmp_path):
     names = [f"p{j}" for j in range(784)] + ["digit"]
     row = ",".join(["254.999"] * 784 + ["7"])  # ~6 KB a line: 20 lines pass 64 KB
