@@ -410,7 +410,9 @@ def lesson_picture(points: np.ndarray, assignments: np.ndarray, k: int, *,
     """One classroom model at one iteration: the points (N, 2) coloured by their cluster
     (assignments (N,)), over the model's own picture: decision regions (a (len(ys),
     len(xs)) grid of cluster ids), GMM means (K, 2) with 1σ and 2σ ellipses of
-    covariances (K, 2, 2), and each generator's samples (K, S, 2) as crosses."""
+    covariances (K, 2, 2), and each generator's samples (K, S, 2) as crosses. The axes
+    are fixed to the grid (xs, ys) so that the frame holds still between steps; samples
+    past them are drawn at the edge as triangles, counted under the picture."""
     colors = lesson_colors(k, contrast)
     p = np.asarray(points, dtype=float).reshape(-1, 2)
     idx = _subsample(len(p), max_points, 0)
@@ -422,16 +424,26 @@ def lesson_picture(points: np.ndarray, assignments: np.ndarray, k: int, *,
         traces.append(dict(type="scattergl", x=p[m, 0], y=p[m, 1], mode="markers", name=f"cluster {i}",
                            legendgroup=f"c{i}", hoverinfo="skip",
                            marker=dict(color=colors[i], size=size, opacity=0.75, line=outline)))
+    note = ""  # under the picture: how many samples the fixed axes leave out
     if samples is not None and np.asarray(samples).size:
         s = np.asarray(samples, dtype=float).reshape(len(samples), -1, 2)  # (K, S, 2)
+        beyond = np.zeros(s.shape[:2], dtype=bool)
+        if xs is not None and ys is not None:  # the axes are fixed: samples past them would vanish
+            lo = np.array([xs[0], ys[0]], dtype=float)
+            hi = np.array([xs[-1], ys[-1]], dtype=float)
+            beyond = ((s < lo) | (s > hi)).any(axis=2)
         for i in range(len(s)):
             c = colors[i % len(colors)]
             # "x-thin" is drawn by its line only, so teacher mode's black edge made every
             # generator's crosses black; there a filled "x" in the colour, edged in black
             marker = dict(color=c, size=13, symbol="x", line=dict(color="#000", width=1)) if contrast \
                 else dict(color=c, size=7, symbol="x-thin", line=dict(color=c, width=1.5))
-            traces.append(dict(type="scattergl", x=s[i, :, 0], y=s[i, :, 1], mode="markers",
+            inside = s[i][~beyond[i]]
+            traces.append(dict(type="scattergl", x=inside[:, 0], y=inside[:, 1], mode="markers",
                                name=f"generator {i}", legendgroup=f"c{i}", hoverinfo="skip", marker=marker))
+        if beyond.any():
+            traces.append(_beyond_trace(s, beyond, lo, hi, colors, contrast))
+            note = f"▸ {int(beyond.sum())} of {beyond.size} samples beyond the edge"
     if means is not None and covariances is not None:
         traces += _ellipse_traces(means, covariances, (1, 2), colors, 4 if contrast else 2)
         mu = np.asarray(means, dtype=float).reshape(-1, 2)
@@ -445,8 +457,32 @@ def lesson_picture(points: np.ndarray, assignments: np.ndarray, k: int, *,
     if xs is not None and ys is not None:
         xaxis["range"] = [float(xs[0]), float(xs[-1])]
         yaxis["range"] = [float(ys[0]), float(ys[-1])]
-    return _classroom_made(traces, title, "", "", height, contrast, xaxis=xaxis, yaxis=yaxis,
+    return _classroom_made(traces, title, note, "", height, contrast, xaxis=xaxis, yaxis=yaxis,
                            showlegend=False)
+
+
+def _beyond_trace(s: np.ndarray, beyond: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  colors: Sequence[str], contrast: bool) -> dict:
+    """Generated samples (K, S, 2) past the picture's fixed axes (``beyond`` (K, S)),
+    drawn just inside the edge they passed, as triangles pointing out (in their
+    generator's colour; a hover gives where they are)."""
+    gen, j = np.nonzero(beyond)
+    pts = s[gen, j]  # (M, 2)
+    span = hi - lo
+    inset = 0.015 * span
+    shown = np.clip(pts, lo + inset, hi - inset)
+    # the side passed by the most, as a fraction of the picture's span
+    over = np.maximum(lo - pts, pts - hi) / np.where(span > 0, span, 1.0)  # (M, 2)
+    horizontal = over[:, 0] >= over[:, 1]
+    symbol = np.where(horizontal, np.where(pts[:, 0] > hi[0], "triangle-right", "triangle-left"),
+                      np.where(pts[:, 1] > hi[1], "triangle-up", "triangle-down"))
+    color = [colors[g % len(colors)] for g in gen]
+    text = [f"generator {g}: a sample at ({x:.2f}, {y:.2f}), beyond the picture"
+            for g, (x, y) in zip(gen, pts)]
+    return dict(type="scattergl", x=shown[:, 0], y=shown[:, 1], mode="markers", name="beyond the edge",
+                hovertext=text, hoverinfo="text", showlegend=False,
+                marker=dict(color=color, symbol=symbol.tolist(), size=12 if contrast else 9, opacity=0.9,
+                            line=dict(color="#000", width=1 if contrast else 0.5)))
 
 
 def lesson_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], title: str,

@@ -280,6 +280,30 @@ def test_lesson_picture_layers_regions_points_samples_ellipses_and_means():
             assert fig.layout.plot_bgcolor is None and fig.layout.font.size is None
 
 
+def test_lesson_picture_shows_samples_past_its_fixed_axes_at_the_edge():
+    """The classroom's axes hold still between steps, so a generator that wanders off
+    would vanish from the picture: its samples are drawn at the edge they passed, as
+    triangles pointing out, and counted under the picture."""
+    pts = np.array([[0.0, 0.0], [1.0, 1.0]])
+    xs, ys = np.linspace(-1, 3, 5), np.linspace(-1, 2, 4)
+    samples = np.array([[[0.5, 0.5], [9.0, 0.5], [0.5, -7.0]],  # generator 0: one inside, right, below
+                        [[1.0, 1.0], [2.0, 1.5], [-4.0, 2.5]]])  # generator 1: past the left more than the top
+    fig = plots.lesson_picture(pts, np.array([0, 1]), 2, xs=xs, ys=ys, samples=samples)
+    crosses = [t for t in fig.data if t.name.startswith("generator")]
+    assert [len(t.x) for t in crosses] == [1, 2]
+    (edge,) = [t for t in fig.data if t.name == "beyond the edge"]
+    assert list(edge.marker.symbol) == ["triangle-right", "triangle-down", "triangle-left"]
+    shown = np.column_stack([edge.x, edge.y])
+    assert (shown[:, 0] > -1).all() and (shown[:, 0] < 3).all() and (shown[:, 1] > -1).all() and (shown[:, 1] < 2).all()
+    assert shown[0, 0] > 2.9 and shown[1, 1] < -0.9 and shown[2, 0] < -0.9  # at the edge each passed
+    colors = plots.lesson_colors(2, False)
+    assert list(edge.marker.color) == [colors[0], colors[0], colors[1]]
+    assert "(9.00, 0.50)" in edge.hovertext[0]
+    assert fig.layout.xaxis.title.text == "▸ 3 of 6 samples beyond the edge"
+    inside = plots.lesson_picture(pts, np.array([0, 1]), 2, xs=xs, ys=ys, samples=samples.clip(-1, 2))
+    assert not [t for t in inside.data if t.name == "beyond the edge"] and not inside.layout.xaxis.title.text
+
+
 def test_lesson_curves_mark_the_iteration_shown():
     fig = plots.lesson_curves({"GMM": ([1, 2, 3], [0.5, 0.2, None]), "GANMM": ([1, 2], [0.4, 0.3])},
                               "changed", "fraction", colors={"GMM": "#0072B2"}, percent=True, marker=2)
