@@ -232,7 +232,7 @@ class RunManager:
                     snap = dataclasses.replace(snap, elapsed=snap.elapsed - job.paused_seconds)
                 self.store.append_iteration(job.run_id, snap)
                 if job.listener is not None:
-                    job.listener(job.run_id, snap)
+                    self._tell(job, snap)
                 if job.paused and not job.stop.is_set():
                     self._pause_here(job)
                 if job.stop.is_set():
@@ -252,6 +252,17 @@ class RunManager:
                     self._queue.remove(job)
                 self._cv.notify_all()
             job.ended.set()
+
+    @staticmethod
+    def _tell(job: _Job, snap: Any) -> None:
+        """Hand a stored snapshot to the run's listener. A listener that fails (a
+        closed pipe under the command line's progress lines) is dropped and logged:
+        the run it watches is not its to end."""
+        try:
+            job.listener(job.run_id, snap)
+        except Exception:
+            log.exception("run %s: its listener failed and is dropped; the run goes on", job.run_id)
+            job.listener = None
 
     def _finish(self, job: _Job, status: str, *, error: str | None = None,
                 tb: str | None = None, device: str | None = None) -> None:

@@ -164,6 +164,23 @@ def test_a_failing_model_fails_its_run_only(ds):
     assert manager.store.get_run(good).iterations == 8
 
 
+def test_a_failing_listener_is_dropped_and_its_run_goes_on(ds, caplog):
+    # the command line's progress printer meets a closed pipe: the run is not its to end
+    manager = RunManager(model_factory=factory({"fine": lambda: FakeModel(n_iter=6)}))
+    heard = []
+
+    def listener(run_id, snap):
+        heard.append(snap.iteration)
+        if snap.iteration == 1:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    run_id = manager.start(ds, "fine", listener=listener)
+    record = manager.wait(run_id, timeout=20)
+    assert record.status == "done" and record.iterations == 6 and record.error is None
+    assert heard == [0, 1]  # dropped after it failed
+    assert "its listener failed" in caplog.text
+
+
 def test_two_train_at_once_and_a_third_waits_queued(ds):
     FakeModel.peak = 0
     gates = [threading.Semaphore(0) for _ in range(3)]
