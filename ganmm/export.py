@@ -29,21 +29,28 @@ def export_run(store: RunStore, run_id: str, path: Path | str) -> Path:
     outside the zip's root. Iterations whose array file is damaged or missing are
     left out of the arrays (``config.json`` lists them under ``iterations_damaged``,
     and ``assignments.npy``'s rows are ``iterations_with_arrays``); their scalars
-    stay in ``metrics.csv``. A damaged dataset file fails the export with
-    :class:`IterationUnreadable` (its labels and units are needed).
+    stay in ``metrics.csv``. A damaged dataset file leaves out what needs it:
+    the labels in ``assignments.csv``, and the data's units and feature names in
+    ``samples.csv`` (its samples are then in the model's units, named x0, x1, ...);
+    ``config.json`` says so under ``dataset_damaged``.
     """
     path = Path(path)
     if path.suffix.lower() != ".zip":
         raise StoreError(f"an export is a zip file; give a path ending in .zip, not {path.name!r}")
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder; give the path of the zip file to write")
     if not path.parent.is_dir():
         raise StoreError(f"the folder {path.parent} does not exist; create it or choose another path")
     run = store.get_run(run_id)
     rows = store.iterations(run_id)
-    meta = store.dataset_arrays(run_id)
+    try:
+        meta, dataset_damaged = store.dataset_arrays(run_id), None
+    except IterationUnreadable as exc:
+        meta, dataset_damaged = {}, str(exc)
     tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            _export_members(store, run, rows, meta, zf)
+            _export_members(store, run, rows, meta, zf, dataset_damaged)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -52,7 +59,7 @@ def export_run(store: RunStore, run_id: str, path: Path | str) -> Path:
 
 
 def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord],
-                    meta: dict[str, np.ndarray], zf: zipfile.ZipFile) -> None:
+                    meta: dict[str, np.ndarray], zf: zipfile.ZipFile, dataset_damaged: str | None) -> None:
     import csv
     import io
 
@@ -90,12 +97,13 @@ def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord]
         else:
             sample_rows.append((it, samples))
 
-    if damaged:
+    if damaged or dataset_damaged:
         run = store.get_run(run.run_id)  # now marked damaged
     config = {**run.to_json(), "schema_version": SCHEMA_VERSION,
               "iterations_exported": [r.iteration for r in rows],
               "iterations_with_arrays": readable, "iterations_damaged": damaged,
-              "assignments_csv_iteration": readable[-1] if readable else None}
+              "assignments_csv_iteration": readable[-1] if readable else None,
+              "dataset_damaged": dataset_damaged}
     zf.writestr("config.json", json.dumps(config, indent=2))
 
     if assignments:
@@ -115,10 +123,13 @@ def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord]
     if sample_rows:
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
-        features = [str(f) for f in meta["feature_names"]]
+        width = sample_rows[0][1].shape[-1]
+        features = [str(f) for f in meta["feature_names"]] if "feature_names" in meta \
+            else [f"x{j}" for j in range(width)]
         writer.writerow(["iteration", "cluster", "sample", *features])
         for it, samples in sample_rows:
-            units = samples * meta["scale"] + meta["offset"] if samples.shape[-1] == len(features) else samples
+            units = samples * meta["scale"] + meta["offset"] \
+                if "scale" in meta and samples.shape[-1] == len(features) else samples
             for k in range(units.shape[0]):
                 for s in range(units.shape[1]):
                     writer.writerow([it, k, s, *(f"{v:.6g}" for v in units[k, s])])

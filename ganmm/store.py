@@ -224,8 +224,14 @@ class RunStore:
                              "check GANMM_HOME and its permissions") from exc
         try:
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA synchronous=FULL")  # a committed iteration survives power loss
-            db.execute("PRAGMA foreign_keys=ON")
+            try:
+                db.execute("PRAGMA synchronous=FULL")  # a committed iteration survives power loss
+                db.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as exc:  # opening is lazy: a damaged file shows here
+                raise StoreError(
+                    f"the run store's database {self.db_path} cannot be read ({exc}); move it "
+                    "aside to start an empty store (the runs' array files stay in its runs "
+                    "folder), or set GANMM_HOME to another folder") from exc
             yield db
         finally:
             db.close()
@@ -536,9 +542,12 @@ class RunStore:
             with np.load(path, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
         except Exception as exc:
+            # numpy's advice to load pickles "unsafely" is not for this store: files are never unpickled
+            detail = "it holds pickled objects, which are never loaded" if "pickle" in str(exc) \
+                else f"{type(exc).__name__}: {exc}"
             raise self._damaged(
-                run_id, f"run {run_id}: its dataset file is missing or damaged ({type(exc).__name__}: "
-                f"{exc}); its iterations are still readable") from exc
+                run_id, f"run {run_id}: its dataset file is missing or damaged ({detail}); its "
+                "iterations are still readable") from exc
 
     def disk_bytes(self, run_id: str) -> int:
         """Bytes the run's array files take on disk."""

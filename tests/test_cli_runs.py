@@ -97,6 +97,9 @@ def test_export_needs_a_zip_path(csv_file, tmp_path):
     out = ganmm("export", run_id, tmp_path / "run.tar")
     assert out.returncode == 2 and "ending in .zip" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+    (tmp_path / "adir.zip").mkdir()  # the message names the user's path, not a temporary file
+    out = ganmm("export", run_id, tmp_path / "adir.zip")
+    assert out.returncode == 2 and f"{tmp_path / 'adir.zip'} is a folder" in out.stderr and ".tmp" not in out.stderr
 
 
 def test_a_killed_run_shows_interrupted_with_its_iterations(ganmm_home, tmp_path):

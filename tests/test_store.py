@@ -126,13 +126,23 @@ def test_damaged_or_missing_files_fail_that_iteration_only(store, tiny_ds):
         assert sorted(config["iterations_damaged"]) == ["0", "1", "2"] and config["damaged"]
         assert "assignments.npy" not in zf.namelist()
         assert len(zf.read("metrics.csv").decode().splitlines()) == 4
-    # a damaged dataset file: the export refuses, the iterations stay readable
+    # a damaged dataset file: the export keeps the rest, without labels and the data's
+    # units, and says so; the iterations stay readable
     other = new_run(store, tiny_ds)
     (store.run_dir(other) / "dataset.npz").write_bytes(b"not a zip")
-    with pytest.raises(IterationUnreadable, match="dataset file"):
-        store.export_run(other, store.home.parent / "o.zip")
-    assert not (store.home.parent / "o.zip").exists()
+    with zipfile.ZipFile(store.export_run(other, store.home.parent / "o.zip")) as zf:
+        config = json.loads(zf.read("config.json"))
+        assert "dataset file" in config["dataset_damaged"] and config["iterations_with_arrays"] == [0, 1, 2]
+        assert zf.read("assignments.csv").decode().splitlines()[:2] == ["row,cluster", "0,2"]
+        samples = zf.read("samples.csv").decode().splitlines()
+        assert samples[0] == "iteration,cluster,sample,x0,x1" and samples[-1] == "2,2,1,0.5,0.5"
     assert store.load_iteration(other, 2).iteration == 2 and "dataset file" in store.get_run(other).damaged
+    # a dataset file holding a pickle is never loaded, and the message gives no advice to
+    third = new_run(store, tiny_ds)
+    np.savez(store.run_dir(third) / "dataset.npz", y=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(IterationUnreadable, match="pickled objects, which are never loaded") as err:
+        store.dataset_arrays(third)
+    assert "allow_pickle" not in str(err.value)
 
 
 def test_a_version_1_store_is_migrated_in_place(ganmm_home, tiny_ds):
