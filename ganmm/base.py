@@ -67,6 +67,10 @@ class StepResult:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_SEED = 2**32 - 1
+"""the largest seed every model takes (numpy's and scikit-learn's limit)"""
+
+
 @dataclass(frozen=True)
 class BaseConfig:
     """Settings every model has."""
@@ -93,6 +97,8 @@ class BaseConfig:
             raise ConfigError(f"time_budget must be positive seconds, got {self.time_budget}")
         if self.patience < 1:
             raise ConfigError(f"patience must be at least 1, got {self.patience}")
+        if not 0 <= self.seed <= MAX_SEED:  # numpy and scikit-learn take no other seeds
+            raise ConfigError(f"seed must lie in 0..{MAX_SEED}, got {self.seed}")
 
 
 class ClusterModel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per run (default: each model's; 0: none)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.add_argument("--json", default=None, metavar="PATH", help="write every run and the summary here")
+    t.add_argument("--label-column", default=None, help="a CSV/TSV column holding labels")
+    t.add_argument("--labels", default=None, metavar="PATH", help="an IDX or NPY file of labels")
     t.add_argument("--no-paper", action="store_true", help="leave out the paper's MNIST rows")
 
     b = sub.add_parser("bench", help="speed of GANMM: batched ensemble vs a loop over K networks, "
@@ -111,11 +114,61 @@ def _progress(snap, args: argparse.Namespace) -> str:
             f"sizes [{sizes}]  {metrics}  ETA {left:.0f}s")
 
 
+def _say(text: str) -> None:
+    """A line on stderr that cannot fail a run: with stderr closed (`2>&1 | head`)
+    the run trains on, silently, and is kept in the run store."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _check_seed(seed: int, flag: str = "--seed") -> None:
+    from .base import MAX_SEED
+
+    if not 0 <= seed <= MAX_SEED:
+        raise GanmmError(f"{flag} must lie in 0..{MAX_SEED}, got {seed}")
+
+
+def _check_device(device: str, model: str | None = None) -> None:
+    """A machine without a GPU refuses "cuda" for every model, before any work."""
+    from .mixture import check_device
+
+    check_device(device)
+    if device == "cuda" and model in ("gmm", "kmeans"):
+        print(f"note: {model} runs on the CPU (scikit-learn); --device is for ganmm, ganmm-em and dec",
+              file=sys.stderr)
+
+
+def _check_output(path: str | None, flag: str = "--json") -> None:
+    """Refuse an output file that could not be written, before the work that fills it."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise GanmmError(f"{flag} {path} is a folder; give the path of a file to write")
+    folder = target.resolve().parent
+    if not folder.is_dir():
+        raise GanmmError(f"{flag} {path}: the folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise GanmmError(f"{flag} {path} cannot be written (permissions); choose another path")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.clusters < 1:
         raise GanmmError(f"--clusters must be at least 1, got {args.clusters}")
     if args.iters is not None and args.iters < 0:
         raise GanmmError(f"--iters must be 0 or more, got {args.iters}")
+    # every check that needs no data comes first: loading (and an autoencoder) can take minutes
+    if args.init and args.model not in ("ganmm", "ganmm-em"):
+        raise GanmmError("--init is for ganmm and ganmm-em")
+    if args.covariance and args.model != "gmm":
+        raise GanmmError("--covariance is for gmm")
+    _check_seed(args.seed)
+    _check_device(args.device, args.model)
+    _check_output(args.json)
     from .models import default_settings
 
     defaults = default_settings(args.model, args.preset)
@@ -149,12 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ds = embedded_dataset(ds, seed=args.seed, device=args.device, progress=trained)
     settings = dict(n_clusters=args.clusters, max_iter=args.iters, time_budget=args.time_budget)
     if args.init:
-        if args.model not in ("ganmm", "ganmm-em"):
-            raise GanmmError("--init is for ganmm and ganmm-em")
         settings["init"] = args.init
     if args.covariance:
-        if args.model != "gmm":
-            raise GanmmError("--covariance is for gmm")
         settings["covariance_type"] = args.covariance
     builtin = args.dataset.strip().lower() in data.BUILTINS
     source = raw_name if builtin else str(Path(args.dataset).expanduser().resolve())
@@ -170,14 +219,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         last[:] = [snap]
         header_shown.wait()
         if not args.quiet:
-            print(_progress(snap, args), file=sys.stderr, flush=True)
+            _say(_progress(snap, args))
 
     run_id = manager.start(ds, args.model, settings, seed=args.seed, preset=args.preset,
                            device=args.device, name=args.name, dataset_source=source, data_options=options,
                            listener=show)
     try:
-        print(f"run {run_id}: {args.model} on {ds.name} ({ds.n_samples} x {ds.n_features}), "
-              f"K={args.clusters}, seed {args.seed}", file=sys.stderr, flush=True)
+        _say(f"run {run_id}: {args.model} on {ds.name} ({ds.n_samples} x {ds.n_features}), "
+             f"K={args.clusters}, seed {args.seed}")
     finally:
         header_shown.set()
     try:
@@ -187,7 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         record = manager.store.get_run(run_id)
         kept = "before its first iteration" if record.iterations is None else \
             f"after iteration {record.iterations} (kept in the run store)"
-        print(f"stopped: run {run_id} {kept}", file=sys.stderr)
+        _say(f"stopped: run {run_id} {kept}")
         return 130
     if record.status == "failed":
         exc = manager.exception(run_id)
@@ -208,8 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               "converged": bool(snap.converged), "space": space, "seed": args.seed,
               "clusters": args.clusters, "sizes": [int(s) for s in snap.sizes]}
     summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
-    print(f"done: {snap.iteration} iterations in {seconds:.1f}s on {record.device}  {summary}",
-          file=sys.stderr)
+    _say(f"done: {snap.iteration} iterations in {seconds:.1f}s on {record.device}  {summary}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
@@ -248,18 +296,36 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    path = _open_store().export_run(args.run_id, args.path)
+    store = _open_store()
+    path = store.export_run(args.run_id, args.path)
     print(f"exported run {args.run_id} to {path}", file=sys.stderr)
+    damaged = store.get_run(args.run_id).damaged
+    if damaged:
+        print(f"note: the run is damaged ({damaged}); the zip holds what was readable, and its "
+              "config.json lists what is not", file=sys.stderr)
     return 0
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from .tables import as_json, markdown, run_table
+    from .tables import TableInterrupted, as_json, markdown, run_table
 
+    _check_device(args.device)
+    _check_output(args.json)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    results = run_table(args.dataset, args.space, models, args.seeds, clusters=args.clusters,
-                        iters=args.iters, time_budget=args.time_budget, device=args.device,
-                        say=lambda text: print(text, file=sys.stderr, flush=True))
+    try:
+        results = run_table(args.dataset, args.space, models, args.seeds, clusters=args.clusters,
+                            iters=args.iters, time_budget=args.time_budget, device=args.device,
+                            label_column=args.label_column, labels=args.labels,
+                            say=lambda text: print(text, file=sys.stderr, flush=True))
+        code = 0 if all(r.status == "done" for r in results) else 1
+    except TableInterrupted as stop:  # Ctrl-C: the table of the runs that ended
+        results, code = stop.results, 130
+        last = results[-1]
+        kept = "before its first iteration" if last.iterations is None else \
+            f"after iteration {last.iterations} (kept in the run store)"
+        print(f"stopped: run {last.run_id} ({last.model}, seed {last.seed}) {kept}; the table "
+              f"below holds the {len(results)} run{'s' if len(results) > 1 else ''} that ended",
+              file=sys.stderr)
     name = results[0].dataset  # --models and --seeds give at least one run
     print(markdown(results, models, dataset=name, space=args.space, paper=not args.no_paper))
     if args.json:
@@ -267,7 +333,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
         Path(args.json).write_text(json.dumps(as_json(results, models, dataset=name, space=args.space),
                                               indent=1))
-    return 0 if all(r.status == "done" for r in results) else 1
+    return code
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -275,6 +341,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .speed import BenchConfig, markdown, run_bench
 
     GANMMConfig(device=args.device).validate()  # "cuda" without a GPU: one clear line
+    _check_output(args.json)
     bench = BenchConfig.quick(args.device) if args.quick else BenchConfig(device=args.device)
     result = run_bench(bench, say=lambda text: print(text, file=sys.stderr, flush=True))
     print(markdown(result))
@@ -298,6 +365,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:  # Ctrl-C before a run started (loading data, an autoencoder)
+        print("stopped (Ctrl-C)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say to it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, sys.stderr.fileno())
+        return 1
     except GanmmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

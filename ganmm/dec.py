@@ -69,8 +69,9 @@ class DECConfig(BaseConfig):
             raise ConfigError(f"alpha and lr must be positive; got {self.alpha}, {self.lr}")
         if self.update_interval < 1 or self.batch_size < 1 or self.n_init < 1:
             raise ConfigError("update_interval, batch_size and n_init must be at least 1")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda; got {self.device!r}")
+        from .mixture import check_device
+
+        check_device(self.device)
 
 
 class DEC(ClusterModel):

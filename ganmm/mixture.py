@@ -182,8 +182,7 @@ class GANMMConfig(BaseConfig):
         owns = [count for _, count in self.own_schedule] + [self.own_final]
         if any(not 0 <= c <= 50 for c in owns):
             raise ConfigError(f"own points per batch of 50 must lie in 0..50; got {owns}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+        check_device(self.device)
 
     @staticmethod
     def from_preset(name: str, **overrides) -> "GANMMConfig":
@@ -220,10 +219,19 @@ PRESETS: dict[str, dict] = {
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when present, else CPU."""
+    """"auto" -> CUDA when present, else CPU; "cuda" without a GPU is a ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_device(name)
     return torch.device(name)
+
+
+def check_device(name: str) -> None:
+    """A ConfigError, saying what to choose, for a device this machine does not have."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda; got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
 
 
 def initial_split(X: np.ndarray, k: int, how: str, seed: int) -> np.ndarray:

@@ -27,8 +27,10 @@ def make_model(name: str, *, preset: str | None = None, **settings: Any) -> Clus
     ``preset`` applies to the GAN mixtures only. Settings a model does not
     have raise :class:`ConfigError` naming them.
     """
-    if name not in ("ganmm", "ganmm-em", "dec"):
-        settings.pop("device", None)  # the baselines run on the CPU (scikit-learn)
+    if name not in ("ganmm", "ganmm-em", "dec") and "device" in settings:
+        from .mixture import check_device
+
+        check_device(settings.pop("device"))  # the baselines run on the CPU (scikit-learn)
     return model_class(name)(base_config(name, preset), **settings)
 
 

@@ -27,6 +27,15 @@ PAPER_MNIST = {
 """Yu & Zhou 2018, full MNIST: (purity, ARI, NMI) per space and model"""
 
 
+class TableInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a table: the run in progress was stopped (its iterations kept);
+    ``results`` holds the runs that ended, that one included."""
+
+    def __init__(self, results: list["TableRun"]):
+        super().__init__()
+        self.results = results
+
+
 @dataclass(frozen=True)
 class TableRun:
     """One model and seed of a table."""
@@ -47,9 +56,12 @@ class TableRun:
 def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
               clusters: int | None = None, iters: int | None = None,
               time_budget: float | None = None, device: str = "auto",
+              label_column: str | None = None, labels: str | None = None,
               say: Callable[[str], None] = lambda text: None) -> list[TableRun]:
     """Train every model with seeds 0 .. seeds-1, one run at a time, through the
-    run store; ``say`` gets one line per run as it starts and ends."""
+    run store; ``say`` gets one line per run as it starts and ends. A file's labels
+    come from ``label_column`` (CSV/TSV) or the file ``labels``, as for ``run``.
+    Ctrl-C stops the run in progress and raises :class:`TableInterrupted`."""
     from . import data
     from .embedding import effective_space, embedded_dataset
     from .models import MODEL_NAMES
@@ -65,13 +77,20 @@ def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
         raise ConfigError(f"space must be raw or embedded, got {space!r}")
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    raw = data.load(dataset)
+    if clusters is not None and clusters < 1:
+        raise ConfigError(f"--clusters must be at least 1, got {clusters}")
+    if len(set(models)) < len(models):
+        twice = sorted({m for m in models if list(models).count(m) > 1})
+        raise ConfigError(f"--models names {', '.join(twice)} more than once; name each model once")
+    raw = data.load(dataset, label_column=label_column, labels_path=labels)
     k = clusters or raw.n_classes
     if not k:
         raise ConfigError(f"{dataset} has no labels to take K from; give --clusters")
     raw.validate_for(k)
     builtin = dataset.strip().lower() in data.BUILTINS
     source = raw.name if builtin else str(Path(dataset).expanduser().resolve())
+    file_options = {"label_column": label_column,
+                    "labels": str(Path(labels).expanduser().resolve()) if labels else None}
     manager = RunManager(RunStore(), max_concurrent=1)
     spaces = {}
     results = []
@@ -91,18 +110,27 @@ def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
                 settings["time_budget"] = time_budget or None
             if iters is not None:
                 settings["max_iter"] = iters
-            options = {"space": used, "space_seed": seed} if used == "embedded" else {"space": "raw"}
+            options = {**file_options, "space": used, **({"space_seed": seed} if used == "embedded" else {})}
             run_id = manager.start(ds, model, settings, seed=seed, device=device, preset=preset,
                                    name=f"table: {entry} on {raw.name} ({space}), seed {seed}",
                                    dataset_source=source, data_options=options)
             say(f"{entry} seed {seed}: run {run_id} ...")
-            record = manager.wait(run_id)
+            try:
+                record = manager.wait(run_id)
+            except KeyboardInterrupt:
+                manager.stop(run_id)
+                record = manager.store.get_run(run_id)
+                interrupted = True
+            else:
+                interrupted = False
             seconds = (record.finished or 0) - (record.started or record.created)
             results.append(TableRun(entry, raw.name, seed, run_id, record.status, dict(record.metrics),
                                     round(seconds, 2), record.iterations, record.error))
             said = " ".join(f"{m} {record.metrics[m]:.4f}" for m in METRICS if m in record.metrics)
             say(f"{entry} seed {seed}: {record.status} after {seconds:.0f} s, {record.iterations} "
                 f"iterations  {said}")
+            if interrupted:
+                raise TableInterrupted(results)
     return results
 
 

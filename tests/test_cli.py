@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +115,98 @@ def test_each_model_keeps_its_own_cap_and_budget_unless_given(small_csv):
     assert default_settings("ganmm-em", "classic") == {"max_iter": 50, "time_budget": None}
     out = ganmm("run", "--model", "kmeans", "--preset", "paper", *common)
     assert out.returncode == 2 and "presets are for ganmm and ganmm-em" in out.stderr
+
+
+def runs_in_store():
+    out = ganmm("runs", "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("args,message", [
+    # checks that need no data come before loading it: this file does not exist
+    (["--model", "kmeans", "--covariance", "diag"], "--covariance is for gmm"),
+    (["--model", "gmm", "--init", "random"], "--init is for ganmm and ganmm-em"),
+    (["--model", "kmeans", "--seed", "-1"], "--seed must lie in 0..4294967295, got -1"),
+    (["--model", "gmm", "--seed", "4294967296"], "--seed must lie in 0..4294967295"),
+    (["--model", "kmeans", "--json", "/no/such/folder/r.json"], "does not exist"),
+    (["--model", "kmeans", "--json", "."], "is a folder"),
+])
+def test_settings_are_checked_before_the_data_is_loaded(args, message, tmp_path):
+    out = ganmm("run", "--dataset", tmp_path / "absent.csv", "--clusters", 2, *args)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert runs_in_store() == []  # nothing was started
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("args", [["--model", "dec"], ["--model", "kmeans"],
+                                  ["--model", "gmm", "--space", "embedded"]])
+def test_cuda_without_a_gpu_is_one_line_for_every_model(args):
+    out = ganmm("run", "--dataset", "blobs", "--clusters", 3, "--device", "cuda", *args)
+    assert out.returncode == 2 and "no CUDA GPU is available" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert runs_in_store() == []
+
+
+def test_a_closed_stderr_does_not_end_the_run(small_csv):
+    # `python -m ganmm run ... 2>&1 | head -2`: the progress lines meet a closed pipe
+    proc = subprocess.Popen([sys.executable, "-m", "ganmm", "run", "--dataset", str(small_csv),
+                             "--label-column", "side", "--model", "gmm", "--clusters", "2", "--iters", "5"],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.stderr.close()
+    proc.wait(120)
+    [run] = runs_in_store()
+    assert run["status"] == "done" and run["iterations"] >= 1 and run["error"] is None
+
+
+def test_table_takes_a_files_label_column_and_refuses_bad_lists(small_csv, tmp_path):
+    out = ganmm("table", "--dataset", small_csv, "--label-column", "side", "--models", "kmeans",
+                "--seeds", 1, "--json", tmp_path / "t.json")
+    assert out.returncode == 0, out.stderr
+    assert "| kmeans | 1.0000 ± 0.0000 |" in out.stdout  # purity against the labels
+    [run] = json.loads((tmp_path / "t.json").read_text())["runs"]
+    [stored] = runs_in_store()
+    assert stored["run_id"] == run["run_id"] and stored["metrics"]["purity"] == 1.0
+    for args, message in ((["--clusters", 0], "--clusters must be at least 1"),
+                          (["--models", "kmeans,gmm,kmeans"], "names kmeans more than once")):
+        out = ganmm("table", "--dataset", small_csv, "--label-column", "side", "--seeds", 1,
+                    *(["--models", "gmm"] if "--models" not in args else []), *args)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert len(runs_in_store()) == 1
+
+
+def test_ctrl_c_in_a_table_stops_its_run_and_prints_what_ended(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ganmm", "table", "--dataset", "moons", "--models",
+                             "kmeans,ganmm", "--seeds", "1", "--device", "cpu", "--json", str(tmp_path / "t.json")],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 120
+        while time.monotonic() < end and not [r for r in runs_in_store()
+                                              if r["model"] == "ganmm" and r["status"] == "running"]:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "stopped: run" in err and "the 2 runs that ended" in err
+    assert "| kmeans | 0." in out and "| ganmm | - | - | - | - | - | 0 (1 not done) |" in out
+    statuses = {r["model"]: r["status"] for r in runs_in_store()}
+    assert statuses == {"kmeans": "done", "ganmm": "stopped"}
+    assert [r["status"] for r in json.loads((tmp_path / "t.json").read_text())["runs"]] == ["done", "stopped"]
+
+
+def test_a_damaged_store_database_is_one_line(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "runs.db").write_text("not a database\n")
+    monkeypatch.setenv("GANMM_HOME", str(home))
+    for args in (["runs"], ["run", "--dataset", "blobs", "--model", "kmeans", "--clusters", 3]):
+        out = ganmm(*args)
+        assert out.returncode == 2 and "cannot be read" in out.stderr and str(home / "runs.db") in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
