@@ -330,11 +330,20 @@ def add_ellipses(fig: go.Figure, means: np.ndarray, covariances: np.ndarray,
 
 def _ellipse_traces(means: np.ndarray, covariances: np.ndarray, n_stds: Sequence[float],
                     colors: Sequence[str] | None, width: float) -> list[dict]:
+    """The ellipses as WebGL lines, each over a dark edge: the points are WebGL
+    markers, which plotly draws above every SVG trace (SVG ellipses vanished under
+    them), and a line in its cluster's colour is lost among that cluster's points."""
     colors = list(colors or cluster_colors(len(means)))
-    return [dict(type="scatter", x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
-                 name=f"cluster {i} {n:g}σ", legendgroup=f"c{i}", hoverinfo="skip",
-                 line=dict(color=colors[i % len(colors)], width=width, dash="solid" if n <= 1 else "dash"))
-            for n in n_stds for i, e in enumerate(gmm_ellipses(means, covariances, n))]
+    ellipses = [(n, i, e) for n in n_stds for i, e in enumerate(gmm_ellipses(means, covariances, n))]
+    edges = [dict(type="scattergl", x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
+                  name=f"edge of cluster {i}'s ellipse", legendgroup=f"c{i}", hoverinfo="skip",
+                  line=dict(color="#222", width=width + 2, dash="solid" if n <= 1 else "dash"))
+             for n, i, e in ellipses]
+    return edges + [dict(type="scattergl", x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
+                         name=f"cluster {i} {n:g}σ", legendgroup=f"c{i}", hoverinfo="skip",
+                         line=dict(color=colors[i % len(colors)], width=width,
+                                   dash="solid" if n <= 1 else "dash"))
+                    for n, i, e in ellipses]
 
 
 def decision_regions(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, argmax_grid: np.ndarray,
@@ -447,9 +456,10 @@ def lesson_picture(points: np.ndarray, assignments: np.ndarray, k: int, *,
     if means is not None and covariances is not None:
         traces += _ellipse_traces(means, covariances, (1, 2), colors, 4 if contrast else 2)
         mu = np.asarray(means, dtype=float).reshape(-1, 2)
-        traces.append(dict(type="scatter", x=mu[:, 0], y=mu[:, 1], mode="markers", name="means",
+        traces.append(dict(type="scattergl", x=mu[:, 0], y=mu[:, 1], mode="markers", name="means",
                            hoverinfo="skip", showlegend=False,
-                           marker=dict(color=colors[: len(mu)], size=14 if contrast else 11,
+                           # white: a star in its cluster's colour was lost among its points
+                           marker=dict(color="#FFF", size=16 if contrast else 13,
                                        symbol="star", line=dict(color="#000", width=1.5))))
     if regions is not None and xs is not None and ys is not None and k > 0:  # underlay: first
         traces.insert(0, _regions_trace(xs, ys, regions, k, 0.3 if contrast else 0.22, colors))

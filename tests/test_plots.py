@@ -202,10 +202,11 @@ def test_gmm_ellipse_rotated_covariance():
 
 def test_add_ellipses_colours_and_dashes():
     fig = plots.add_ellipses(go.Figure(), np.zeros((2, 2)), np.stack([np.eye(2)] * 2))
-    assert len(fig.data) == 4
+    assert len(fig.data) == 8  # a dark edge under each coloured line
     colors = plots.cluster_colors(2)
-    assert [t.line.color for t in fig.data] == colors * 2
-    assert [t.line.dash for t in fig.data] == ["solid", "solid", "dash", "dash"]
+    assert [t.line.color for t in fig.data] == ["#222"] * 4 + colors * 2
+    assert [t.line.dash for t in fig.data] == ["solid", "solid", "dash", "dash"] * 2
+    assert all(t.line.width == 3.5 for t in fig.data[:4]) and all(t.line.width == 1.5 for t in fig.data[4:])
 
 
 def test_decision_regions_underlay_discrete_colours():
@@ -269,6 +270,11 @@ def test_lesson_picture_layers_regions_points_samples_ellipses_and_means():
         assert [t.line.dash for t in rings] == ["solid", "solid", "dash", "dash"]
         assert [t.line.color for t in rings] == colors * 2
         assert [t.name for t in fig.data][-1] == "means"
+        # WebGL points are drawn above every SVG trace: ellipses and means are WebGL too,
+        # after the points, or they vanish under them
+        over = [t for t in fig.data if "σ" in t.name or "ellipse" in t.name or t.name == "means"]
+        assert over and all(t.type == "scattergl" for t in over)
+        assert min(fig.data.index(t) for t in over) > max(fig.data.index(t) for t in points)
         assert tuple(fig.layout.xaxis.range) == (-1, 3) and tuple(fig.layout.yaxis.range) == (-1, 2)
         assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.title.text == "GMM"
         assert fig.layout.showlegend is False
