@@ -41,7 +41,10 @@ def upload_ui() -> common.DataChoice | None:
         columns, text = _csv_columns(str(path))
         if columns:
             guess = text[0] if len(text) == 1 else None  # the one column that is not numbers
-            pick = st.selectbox("Label column", ["(no labels)"] + columns, key="upload-label-column",
+            # a key per file: a shared one kept the last file's "(no labels)" while
+            # showing this file's guess, and loading failed on its text column
+            pick = st.selectbox("Label column", ["(no labels)"] + columns,
+                                key=f"upload-label-column-{path.parent.name}",
                                 index=1 + columns.index(guess) if guess else 0,
                                 help="a column that holds the true class of each row; it is never used "
                                      "for training, only to score the clusters")

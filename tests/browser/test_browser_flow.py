@@ -67,9 +67,14 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
     rows = [f"{x:.2f},{y:.2f},{'ab'[i % 2]}" for i, (x, y) in
             enumerate((i % 7 + (i % 2) * 10, i % 5) for i in range(40))]
     csv.write_text("width,height,species\n" + "\n".join(rows) + "\n")
+    numbers = tmp_path / "numbers.csv"  # first a file without labels, as a user tries one
+    numbers.write_text("a,b\n" + "\n".join(f"{i},{i % 3}" for i in range(10)) + "\n")
     open_page(page, server, "Data")
     main = page.locator('[data-testid="stMain"]')
     main.get_by_text("Upload", exact=True).click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(numbers))
+    expect(main.get_by_role("combobox", name="Label column")).to_have_value(re.compile(r"^\(no labels\)"))
+    expect(main.get_by_text("10 rows x 2 features")).to_be_visible()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(csv))
     # the one column that is not numbers is offered as the label column already
     expect(main.get_by_role("combobox", name="Label column")).to_have_value(re.compile(r"^species\b"))
