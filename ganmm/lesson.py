@@ -57,8 +57,8 @@ class LessonConfig:
     """cap on EM iterations; the lesson ends there"""
 
     def validate(self) -> None:
-        if self.n_clusters < 1:
-            raise ConfigError(f"n_clusters must be at least 1, got {self.n_clusters}")
+        if self.n_clusters < 2:  # one cluster has no boundary to move, nothing to borrow
+            raise ConfigError(f"a lesson needs at least 2 clusters, got {self.n_clusters}")
         if self.init not in ("kmeans", "random"):
             raise ConfigError(f"init must be kmeans or random; got {self.init!r}")
         for name in ("hidden", "grid", "n_samples", "max_iter"):
@@ -238,7 +238,7 @@ def _sizes(frame: Frame) -> str:
 def _moved(frame: Frame) -> str:
     if frame.moved == 0:
         return "**no point moved**"
-    return f"**{frame.moved:,} points moved** ({frame.changed:.1%})"
+    return f"**{frame.moved:,} point{'s' if frame.moved != 1 else ''} moved** ({frame.changed:.1%})"
 
 
 def explain(frame: Frame, config: LessonConfig, previous: Frame | None = None) -> str:

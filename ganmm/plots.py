@@ -510,6 +510,11 @@ def lesson_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], t
     shapes = [] if marker is None else [dict(
         type="line", x0=marker, x1=marker, xref="x", y0=0, y1=1, yref="y domain",
         line=dict(color="#000" if contrast else "#888", dash="dot", width=1.5))]
-    return _classroom_made(traces, title, "iteration", y_title, height, contrast,
-                           yaxis=dict(tickformat=".0%", rangemode="tozero") if percent else None,
-                           shapes=shapes, legend=dict(orientation="h", y=-0.25))
+    yaxis = dict(tickformat=".0%", rangemode="tozero") if percent else {}
+    xaxis, notes = {}, []
+    if not any(len(vals) for _, vals in series.values()):  # iteration 0: plotly's empty axes read -1..4, 0-400%
+        yaxis["range"], xaxis = [0, 1], dict(range=[0, 1], showticklabels=False)
+        notes = [dict(text="drawn from the first Step on", showarrow=False, xref="paper", yref="paper",
+                      x=0.5, y=0.5, font=dict(size=18 if contrast else 13, color="#000" if contrast else "#888"))]
+    return _classroom_made(traces, title, "iteration", y_title, height, contrast, xaxis=xaxis, yaxis=yaxis,
+                           shapes=shapes, legend=dict(orientation="h", y=-0.25), annotations=notes)

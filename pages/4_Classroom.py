@@ -26,7 +26,7 @@ else:
 settings = st.session_state.setdefault(
     "classroom-settings", {"dataset": "moons", "k": None, "seed": 0, "init": "kmeans"})
 names = [*classroom.TWO_D_SETS, *classroom.PROJECTED_SETS]
-inits = {"kmeans": "k-means", "random": "random (the paper's)"}
+inits = {"kmeans": "k-means", "random": "random"}  # the paper's; longer labels were cut in the box
 if not teacher:
     # The widgets hold their values while shown; teacher mode hides them (and Streamlit
     # then forgets them), so the settings dict keeps them and puts them back.
@@ -48,10 +48,12 @@ if not teacher:
             settings["k"], settings["k_for"] = natural, settings["dataset"]
             st.session_state["cls-k"] = natural
         st.session_state.setdefault("cls-k", settings["k"])
-        settings["k"] = int(c[1].number_input("Clusters K", 1, 10, key="cls-k",
+        settings["k"] = int(c[1].number_input("Clusters K", 2, 10, key="cls-k",
                                               help=f"{settings['dataset']} has {natural} classes"))
         settings["seed"] = int(c[2].number_input("Seed", 0, 2**31 - 1, key="cls-seed"))
-        settings["init"] = c[3].selectbox("Initial split", list(inits), key="cls-init", format_func=inits.get)
+        settings["init"] = c[3].selectbox("Initial split", list(inits), key="cls-init", format_func=inits.get,
+                                          help="k-means: a k-means split; random: equal random parts, "
+                                               "as in the paper (GMM: random responsibilities)")
         c[4].write("")
         if c[4].button("Teacher mode", key="cls-teacher", help="Hide the settings, enlarge the "
                        "plots, high-contrast colours for a projector"):

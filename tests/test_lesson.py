@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -84,8 +85,10 @@ def test_explanations_quote_the_iterations_numbers(moons):
     assert f"σ_t = {gan.extras['sigma']}" in text
     assert f"{gan.extras['classifier_acc']:.0%}" in text
     assert " / ".join(f"{s:,}" for s in gan.sizes) in text
-    moved = "no point moved" if gan.moved == 0 else f"{gan.moved:,} points moved"
+    moved = "no point moved" if gan.moved == 0 else f"{gan.moved:,} point{'s' * (gan.moved != 1)} moved"
     assert moved in text
+    one = dataclasses.replace(gan, moved=1, changed=0.001)
+    assert "**1 point moved** (0.1%)" in explain(one, SMALL, lesson.frame("ganmm", 1))
     text = explain(gmm, SMALL, lesson.frame("gmm", 1))
     assert f"{gmm.extras['log_likelihood']:.4f}" in text and "M-step" in text
     assert "critic" in explain(hard, SMALL, lesson.frame("ganmm-em", 1))
@@ -111,6 +114,8 @@ def test_bad_points_and_settings_are_refused_clearly():
         Lesson(np.zeros((3, 2)), config=LessonConfig(n_clusters=5))
     with pytest.raises(ConfigError, match="init"):
         Lesson(np.zeros((30, 2)), config=LessonConfig(init="spectral"))
+    with pytest.raises(ConfigError, match="at least 2 clusters"):  # one part borrows from no other
+        Lesson(np.zeros((30, 2)), config=LessonConfig(n_clusters=1))
     scaled = lesson_points(np.array([[0.0, 10.0], [2.0, 30.0], [4.0, 20.0]]))
     np.testing.assert_allclose(scaled.mean(0), 0, atol=1e-6)
     np.testing.assert_allclose(scaled.std(0), 1, atol=1e-6)

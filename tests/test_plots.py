@@ -319,3 +319,8 @@ def test_lesson_curves_mark_the_iteration_shown():
     assert (line.x0, line.x1, line.yref) == (2, 2, "y domain")
     assert fig.layout.yaxis.tickformat == ".0%" and fig.layout.xaxis.title.text == "iteration"
     assert plots.lesson_curves({}, "t", "y").layout.shapes == ()
+    # iteration 0: no values yet; fixed empty axes (plotly's own read -1..4 and 0-400%) and a word why
+    empty = plots.lesson_curves({"GMM": ([], []), "GANMM": ([], [])}, "changed", "fraction", percent=True)
+    assert tuple(empty.layout.yaxis.range) == (0, 1) and empty.layout.yaxis.tickformat == ".0%"
+    assert empty.layout.annotations[0].text == "drawn from the first Step on"
+    assert not fig.layout.annotations and fig.layout.yaxis.range is None
