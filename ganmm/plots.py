@@ -193,6 +193,11 @@ def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=max(int(max_points), 0), replace=False))
 
 
+SAMPLE_SYMBOLS = ("diamond", "square", "triangle-up", "circle", "triangle-down", "pentagon", "hexagon",
+                  "star", "cross", "x")
+"""one marker shape per cluster's samples when the points are coloured by label"""
+
+
 def scatter_clusters(points: np.ndarray, assignments: np.ndarray | None, *,
                      labels: np.ndarray | None = None, label_names: Sequence[str] | None = None,
                      color_by: str = "cluster", samples: np.ndarray | None = None,
@@ -230,12 +235,17 @@ def scatter_clusters(points: np.ndarray, assignments: np.ndarray | None, *,
             m = group < 0
             traces.append(dict(type="scattergl", x=p[m, 0], y=p[m, 1], mode="markers", name="unassigned",
                                marker=dict(color="#BBB", size=4)))
-    if k_samples:
+    if k_samples:  # WebGL like the points: plotly draws WebGL above every SVG trace
         s = np.asarray(samples, dtype=float).reshape(k_samples, -1, 2)  # (K, S, 2)
         for i, c in enumerate(cluster_colors(k_samples)):
-            traces.append(dict(type="scatter", x=s[i, :, 0], y=s[i, :, 1], mode="markers",
-                               name=f"{sample_name} {i}", legendgroup=f"c{i}",
-                               marker=dict(color=c, size=9, symbol="diamond", line=dict(color="#222", width=1))))
+            if by_label:  # the colours are the labels': white, one shape per cluster, a group of its own
+                marker = dict(color="#FFF", size=10, symbol=SAMPLE_SYMBOLS[i % len(SAMPLE_SYMBOLS)],
+                              line=dict(color="#222", width=1.5))
+            else:
+                marker = dict(color=c, size=9, symbol="diamond", line=dict(color="#222", width=1))
+            traces.append(dict(type="scattergl", x=s[i, :, 0], y=s[i, :, 1], mode="markers",
+                               name=f"{sample_name} {i}", legendgroup=f"s{i}" if by_label else f"c{i}",
+                               marker=marker))
     default = "Points by true label" if by_label else "Points by cluster"
     return _made(traces, title or default, str(axis_names[0]), str(axis_names[1]), height)
 

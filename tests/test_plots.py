@@ -151,9 +151,17 @@ def test_scatter_by_label_and_generator_samples():
     names = [t.name for t in fig.data]
     assert names == ["zero", "one", "generator 0", "generator 1"]
     assert list(fig.data[1].x) == [0, 2]
-    gen1 = fig.data[3]
-    assert gen1.marker.color == plots.cluster_colors(2)[1] and len(gen1.x) == 4
-    assert gen1.marker.size > fig.data[0].marker.size and gen1.marker.line.width > 0
+    gen0, gen1 = fig.data[2:]
+    assert len(gen1.x) == 4 and gen1.marker.size > fig.data[0].marker.size and gen1.marker.line.width > 0
+    # coloured by label, a sample in label 1's colour read as "generator 1 models label 1":
+    # samples are white, told apart by shape, grouped apart from the labels in the legend
+    assert gen0.marker.color == gen1.marker.color == "#FFF" and gen0.marker.symbol != gen1.marker.symbol
+    assert {gen0.legendgroup, gen1.legendgroup}.isdisjoint(t.legendgroup for t in fig.data[:2])
+    # by cluster, they take their cluster's colour and legend group; all WebGL, samples after the points
+    by_cluster = plots.scatter_clusters(pts, np.array([0, 0, 1]), samples=np.zeros((2, 4, 2)))
+    g1 = by_cluster.data[3]
+    assert g1.marker.color == plots.cluster_colors(2)[1] and g1.legendgroup == by_cluster.data[1].legendgroup
+    assert all(t.type == "scattergl" for t in by_cluster.data + fig.data)
     with pytest.raises(ValueError):
         plots.scatter_clusters(pts, None, color_by="colour")
 
