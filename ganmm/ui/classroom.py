@@ -66,8 +66,9 @@ def lesson_data(name: str) -> LessonData:
     if state.status == "failed":
         return LessonData("failed", message=f"The UMAP picture of {name} could not be computed: {state.error}")
     return LessonData("pending", message=(
-        f"Computing the 2-D UMAP picture of {name} ({ds.n_samples:,} points), once: about 10 s "
-        "for digits and a minute for mnist5k on a 2-core CPU. It is kept on disk for next time."))
+        f"Computing the 2-D UMAP picture of {name} ({ds.n_samples:,} points), once: on a 2-core "
+        "CPU about 20 s for digits and a minute for mnist5k when it is the server's first "
+        "(UMAP compiles itself first), 5 s for digits after that. It is kept on disk for next time."))
 
 
 def wait_for_picture(name: str) -> None:
