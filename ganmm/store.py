@@ -129,6 +129,8 @@ class RunRecord:
     damaged: str | None = None
     """what was found damaged in the run's files (first finding), or None; the run's
     other iterations and the rest of the store stay usable"""
+    elapsed: float | None = None
+    """seconds of training at the last stored iteration (pauses excluded), None before any"""
 
     def to_json(self) -> dict:
         """Plain JSON-ready dict (times as ISO 8601 UTC)."""
@@ -317,7 +319,7 @@ class RunStore:
         if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
             raise RunNotFound(_not_found(run_id))
         with self._connect() as db:
-            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFound(_not_found(run_id))
         return _run_record(row)
@@ -325,7 +327,7 @@ class RunStore:
     def list_runs(self) -> list[RunRecord]:
         """Every run, newest first."""
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs ORDER BY created DESC, run_id DESC").fetchall()
+            rows = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, run_id DESC").fetchall()
         return [_run_record(r) for r in rows]
 
     def set_status(self, run_id: str, status: str, *, error: str | None = None,
@@ -600,6 +602,11 @@ def _not_found(run_id: Any) -> str:
     return f"no run with id {run_id!r}; `python -m ganmm runs` lists the runs"
 
 
+_RUN_COLUMNS = ("runs.*, (SELECT elapsed FROM iterations i WHERE i.run_id = runs.run_id "
+                "AND i.iteration = runs.last_iteration) AS elapsed")
+"""a run's row and the training seconds of its last iteration (a primary-key lookup)"""
+
+
 def _run_record(r: sqlite3.Row) -> RunRecord:
     return RunRecord(
         run_id=r["run_id"], name=r["name"], status=r["status"], model=r["model"],
@@ -609,7 +616,7 @@ def _run_record(r: sqlite3.Row) -> RunRecord:
         created=r["created"], started=r["started"], finished=r["finished"],
         iterations=r["last_iteration"], metrics=json.loads(r["metrics_json"]), notes=r["notes"],
         error=r["error"], traceback=r["traceback"], pid=r["pid"], host=r["host"],
-        damaged=r["damaged"])
+        damaged=r["damaged"], elapsed=r["elapsed"])
 
 
 def _iso(t: float | None) -> str | None:

@@ -98,6 +98,23 @@ def test_a_failed_write_leaves_no_partial_iteration(store, tiny_ds, monkeypatch)
     assert sorted(p.name for p in store.run_dir(run_id).iterdir()) == ["dataset.npz", "iter_000000.npz"]
 
 
+def test_a_record_carries_the_training_seconds_of_its_last_iteration(store, tiny_ds):
+    import dataclasses
+
+    from ganmm.ui.compare import summary
+
+    run_id = new_run(store, tiny_ds, iterations=3)  # elapsed 0.1, 0.2, 0.3
+    assert store.get_run(run_id).elapsed == pytest.approx(0.3)
+    assert [r.elapsed for r in store.list_runs()] == [pytest.approx(0.3)]
+    empty = store.create_run(dataset=tiny_ds, model="gmm", config={"model": "gmm"}, seed=0, device="cpu")
+    assert store.get_run(empty.run_id).elapsed is None
+    # Compare's seconds are the training's, pauses excluded (a run paused for a minute
+    # read 81.4 s there and 69 s on the Train page)
+    paused = dataclasses.replace(store.get_run(run_id), started=1000.0, finished=1060.0)
+    table, _ = summary([paused, dataclasses.replace(paused, run_id="b", name="b")])
+    assert list(table["seconds"]) == [pytest.approx(0.3)] * 2
+
+
 def test_damaged_or_missing_files_fail_that_iteration_only(store, tiny_ds):
     damaged, healthy = new_run(store, tiny_ds), new_run(store, tiny_ds)
     folder = store.run_dir(damaged)

@@ -20,12 +20,20 @@ def settings_of(record: RunRecord) -> dict:
     return {k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else v for k, v in resolved.items()}
 
 
+def _training_seconds(r: RunRecord) -> float:
+    """Seconds of training to the run's last stored iteration, pauses excluded (the
+    Train page's figure; start to finish counted a pause as training)."""
+    if r.elapsed is not None:
+        return r.elapsed
+    return (r.finished or r.started or r.created) - (r.started or r.created)
+
+
 def summary(records: list[RunRecord]) -> tuple[pd.DataFrame, set[str]]:
     """One row per run: identity, final metrics, time, settings; and the names of
     the setting columns whose values differ between the runs."""
     rows = []
     for r in records:
-        seconds = (r.finished or r.started or r.created) - (r.started or r.created)
+        seconds = _training_seconds(r)
         rows.append({"run": r.name, "model": r.model, "dataset": r.dataset, "status": r.status,
                      "iterations": r.iterations, "seconds": round(seconds, 1),
                      **{m: r.metrics.get(m) for m in METRICS}, "seed": r.seed,
@@ -89,7 +97,7 @@ def seed_table(records: list[RunRecord]) -> pd.DataFrame:
         for m in METRICS:
             v = np.array([r.metrics[m] for r in runs], dtype=float)
             row[m] = f"{v.mean():.4f} ± {v.std():.4f}"
-        row["seconds"] = round(float(np.mean([(r.finished or 0) - (r.started or 0) for r in runs])), 1)
+        row["seconds"] = round(float(np.mean([_training_seconds(r) for r in runs])), 1)
         rows.append(row)
     columns = ["model", "dataset", "preset", "K", "seeds", "runs", *METRICS, "seconds"]
     return pd.DataFrame(rows, columns=columns)
