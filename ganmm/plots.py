@@ -81,12 +81,13 @@ def sizes_area(iterations: Sequence[int], sizes: np.ndarray, *, height: int = 32
     return _made(traces, "Cluster sizes", "iteration", "points", height, hovermode="x unified")
 
 
-def sizes_bar(sizes: np.ndarray, *, height: int = 280) -> go.Figure:
-    """Bar chart of the current cluster sizes; sizes (K,)."""
+def sizes_bar(sizes: np.ndarray, *, iteration: int | None = None, height: int = 280) -> go.Figure:
+    """Bar chart of the cluster sizes (K,) at ``iteration`` (None: the latest)."""
     s = np.asarray(sizes).reshape(-1)
     bar = dict(type="bar", x=np.arange(len(s)), y=s, marker=dict(color=cluster_colors(len(s))),
                hovertemplate="cluster %{x}: %{y} points<extra></extra>")
-    return _made([bar], "Current cluster sizes", "cluster", "points", height,
+    title = "Current cluster sizes" if iteration is None else f"Cluster sizes at iteration {iteration}"
+    return _made([bar], title, "cluster", "points", height,
                  xaxis=dict(tickmode="linear", dtick=1) if len(s) <= 30 else None)
 
 

@@ -55,7 +55,8 @@ for col, r in zip(cols, runs):
         except Exception as exc:  # a damaged file spoils this column only
             st.error(str(exc))
             continue
-        st.plotly_chart(plots.sizes_bar(snap.sizes, height=240), width="stretch", key=f"cmp-bar-{r.run_id}")
+        st.plotly_chart(plots.sizes_bar(snap.sizes, iteration=last, height=240), width="stretch",
+                        key=f"cmp-bar-{r.run_id}")
         live.samples_panel(r, live.with_samples(r, snap), key=f"cmp-{r.run_id}",  # GANs store samples every few iterations
                            narrow=len(runs) > 2)
         labels = live.labels_of(r)

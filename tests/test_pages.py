@@ -658,6 +658,8 @@ def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(mon
     at.run()
     assert not at.exception
     assert umap_title(at).endswith(f"generator samples of iteration {earlier}")
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
+    assert f"Cluster sizes at iteration {earlier}" in titles  # a replay's bar chart says which iteration
     at.session_state[f"live-follow-{run_id}"] = True  # back to the latest: its samples are not placed yet
     at.run()
     assert not at.exception

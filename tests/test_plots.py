@@ -25,6 +25,7 @@ def test_cluster_colors_distinct_for_30_and_stable():
 def test_common_layout():
     fig = plots.sizes_bar(np.array([3, 4]), height=123)
     assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+    assert plots.sizes_bar(np.array([3, 4]), iteration=5).layout.title.text == "Cluster sizes at iteration 5"
     assert fig.layout.height == 123
     assert (fig.layout.margin.l, fig.layout.margin.r, fig.layout.margin.t, fig.layout.margin.b) == (10, 10, 40, 10)
 

@@ -150,7 +150,7 @@ def panels(record: RunRecord, rows: list[IterationRecord], shown: int, *, key: s
     run, last = record.run_id, its[-1]
     col1.plotly_chart(_figure(("area", run, last), lambda: plots.sizes_area(
         [r.iteration for r in rows if len(r.sizes) == k], sizes)), key=f"{key}-area", width="stretch")
-    col2.plotly_chart(_figure(("bar", run, shown), lambda: plots.sizes_bar(snap.sizes)),
+    col2.plotly_chart(_figure(("bar", run, shown), lambda: plots.sizes_bar(snap.sizes, iteration=shown)),
                       key=f"{key}-bar", width="stretch")
 
     drawn = with_samples(record, snap)
