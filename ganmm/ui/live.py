@@ -236,9 +236,13 @@ def sample_words(model: str) -> SampleWords:
 
 
 def _titled(title: str, subtitle: str | None) -> dict:
-    """A picture's title, and which samples it shows on a line of its own: one
-    line for both was cut off in a half-width column ("...of iteration 1" for 130)."""
-    return dict(text=title) if subtitle is None else dict(text=title, subtitle=dict(text=subtitle))
+    """Layout of a picture's title, and which samples it shows on a line of its own
+    (one line for both was cut off in a half-width column: "...of iteration 1" for
+    130), with the room that line takes above the plot (it overlapped the top tick)."""
+    if subtitle is None:
+        return dict(title=dict(text=title))
+    return dict(title=dict(text=title, subtitle=dict(text=subtitle)),
+                margin={**plots.MARGIN, "t": plots.MARGIN["t"] + 24})
 
 
 def samples_panel(record: RunRecord, snap, key: str, *, narrow: bool = False) -> None:
@@ -266,8 +270,8 @@ def samples_panel(record: RunRecord, snap, key: str, *, narrow: bool = False) ->
         names = (ds.feature_names[f[0]], ds.feature_names[f[1]])
         fig = plots.scatter_clusters(pts, snap.assignments, samples=smp, axis_names=names,
                                      sample_name=words.member)
-        fig.update_layout(title=_titled(f"Clusters at iteration {snap.iteration}",
-                                        f"{words.plural} of iteration {source}"))
+        fig.update_layout(**_titled(f"Clusters at iteration {snap.iteration}",
+                                    f"{words.plural} of iteration {source}"))
         return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2)) if narrow else fig
 
     st.plotly_chart(_figure(("samples", record.run_id, snap.iteration, narrow), build),
@@ -308,7 +312,7 @@ def projection_panel(record: RunRecord, snap, labels, key: str, *, refreshing: b
             axis_names=("UMAP 1", "UMAP 2") if ds.kind != "2d" else tuple(ds.feature_names[:2]),
             sample_name=words.member)
         title = "UMAP projection" if ds.kind != "2d" else "The data (2-D, as is)"
-        return fig.update_layout(title=_titled(
+        return fig.update_layout(**_titled(
             title, None if samples_of is None else f"{words.plural} of iteration {samples_of}"))
 
     figure_key = ("umap", record.run_id, snap.iteration, color_by, samples_of)
