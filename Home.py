@@ -77,7 +77,9 @@ def run_actions_ui(records) -> None:
         st.session_state["compare"] = [run_id, *(r.run_id for r in partner)]
         st.switch_page("pages/3_Compare.py")
     mine = common.is_active(record) and common.owned_here(run_id)
-    if record.status == "paused":
+    # a pause acts after the current iteration: from the click on the button offers Resume
+    # (this page does not redraw by itself, and it kept offering Pause)
+    if record.status == "paused" or (mine and common.manager().pause_asked(run_id)):
         if cols[2].button("Resume", key="home-resume", disabled=not mine):
             common.manager().resume(run_id)
             st.rerun()

@@ -148,6 +148,13 @@ class RunManager:
             job.paused = True
             self._cv.notify_all()
 
+    def pause_asked(self, run_id: str) -> bool:
+        """True while a pause of this manager's run is asked for and not resumed:
+        from the click on, though the run says ``paused`` only after its iteration."""
+        with self._cv:
+            job = self._jobs.get(run_id)
+            return job is not None and job.paused and not job.ended.is_set()
+
     def resume(self, run_id: str) -> None:
         """Let a paused run go on (it waits queued if every slot is taken)."""
         job = self._job(run_id)

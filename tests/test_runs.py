@@ -109,12 +109,15 @@ def test_pause_resume_and_stop_act_between_iterations(ds):
     manager = RunManager(model_factory=factory({"slow": lambda: FakeModel(n_iter=10_000, delay=0.05)}))
     run_id = manager.start(ds, "slow")
     wait_for(lambda: (manager.store.get_run(run_id).iterations or 0) >= 2, what="two iterations")
+    assert not manager.pause_asked(run_id)
     manager.pause(run_id)
+    assert manager.pause_asked(run_id)  # at once, before the run says paused (a page offers Resume)
     wait_for(lambda: status(manager, run_id) == "paused", what="paused")
     held = manager.store.get_run(run_id).iterations
     time.sleep(0.5)
     assert manager.store.get_run(run_id).iterations == held  # nothing trains while paused
     manager.resume(run_id)
+    assert not manager.pause_asked(run_id)
     wait_for(lambda: (manager.store.get_run(run_id).iterations or 0) >= held + 2, what="resumed")
     assert status(manager, run_id) == "running"
     # the 0.5 s pause is not counted as training time

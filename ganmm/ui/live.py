@@ -35,7 +35,12 @@ def live_view(run_id: str, *, key: str = "live", controls: bool = True) -> None:
         st.error(str(exc))
         return
     every = REFRESH_SECONDS if _needs_refresh(record, key) else None
+    st.session_state[_status_key(key, run_id)] = record.status  # as the page around the view shows it
     st.fragment(_live_body, run_every=every)(run_id, key, controls, every is not None)
+
+
+def _status_key(key: str, run_id: str) -> str:
+    return f"{key}-page-status-{run_id}"
 
 
 def _needs_refresh(record: RunRecord, key: str) -> bool:
@@ -58,6 +63,8 @@ def _live_body(run_id: str, key: str, controls: bool, refreshing: bool) -> None:
     except StoreError as exc:
         st.error(str(exc))
         return
+    if refreshing and st.session_state.get(_status_key(key, run_id)) not in (None, record.status):
+        st.rerun()  # queued, running, paused, ended: the page's run picker names the status too
     header(record, rows, controls=controls, key=key)
     st.session_state[_placing_key(key, record.run_id)] = False  # projection_panel sets it when it waits
     if not rows:
@@ -109,7 +116,7 @@ def run_controls(record: RunRecord, key: str) -> None:
     """Pause / resume / stop: they act between iterations."""
     mgr = common.manager()
     a, b, _ = st.columns([1, 1, 4])
-    if record.status == "paused":
+    if record.status == "paused" or mgr.pause_asked(record.run_id):
         if a.button("Resume", key=f"{key}-resume-{record.run_id}"):
             mgr.resume(record.run_id)
             st.rerun()

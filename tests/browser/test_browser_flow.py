@@ -114,6 +114,18 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
         page.wait_for_timeout(500)
     assert sizes_chart.inner_html() != before
     assert main.locator('[data-testid="stPlotlyChart"]').count() >= 6
+    # paused and resumed from the home page in another tab: this page's run picker
+    # follows (only the live view redrew, and the picker kept saying "running")
+    other = page.context.new_page()
+    other.goto(server.url)
+    wait_for_app(other)
+    home = other.locator('[data-testid="stMain"]')
+    picker = main.get_by_role("combobox", name="Run")
+    home.get_by_role("button", name="Pause", exact=True).click()
+    expect(picker).to_have_value(re.compile(r"^ganmm moons · paused\b"), timeout=20_000)
+    home.get_by_role("button", name="Resume", exact=True).click()
+    expect(picker).to_have_value(re.compile(r"^ganmm moons · running\b"), timeout=20_000)
+    other.close()
     click_until(main, "Stop", re.compile(r"^stopped · iteration"))
     stopped_at = iteration_shown(main)
     assert stopped_at < 20000
