@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -138,32 +137,6 @@ def test_data_page_previews_builtins_and_sets_the_session_dataset():
     at.button[0].click().run()  # use this dataset
     assert at.session_state["data_choice"].source == "moons"
     assert "New runs on the Train page use this dataset" in texts(at)
-
-
-def test_the_dataset_for_new_runs_outlives_a_reload(ganmm_home):
-    """A reload starts a new session: it keeps the dataset last chosen for new runs
-    (a researcher who reloaded and pressed Start got a 10-minute mnist5k run)."""
-    from ganmm.ui import common
-    from ganmm.uploads import save_upload
-
-    at = page("pages/1_Data.py").run()
-    at.selectbox[0].select("moons").run()
-    at.button[0].click().run()  # use this dataset
-    reloaded = page("pages/2_Train.py").run()  # a new session
-    assert not reloaded.exception and "Dataset **moons**" in texts(reloaded)
-    # an upload, with its label column; the same after a reload
-    rows = "\n".join(f"{i % 7},{i % 5},{'ab'[i % 2]}" for i in range(30))
-    path = save_upload("flowers.csv", f"width,height,species\n{rows}\n".encode())
-    common._remember_data_choice(DataChoice(str(path), "species", None, display="flowers.csv"))
-    reloaded = page("pages/2_Train.py").run()
-    assert reloaded.session_state["data_choice"] == DataChoice(str(path), "species", None, display="flowers.csv")
-    assert "Dataset **flowers.csv**: 30 rows x 2 features, 2 classes" in texts(reloaded)
-    # an upload that is gone, or a file naming a path outside the uploads: mnist5k again
-    for saved in ({"source": str(path) + ".gone", "display": "x"}, {"source": "/etc/passwd", "display": "x"},
-                  {"source": "moons", "labels": "/etc/passwd", "display": "x"}, "not json"):
-        (ganmm_home / "dashboard.json").write_text(saved if isinstance(saved, str) else json.dumps({"data_choice": saved}))
-        fresh = page("pages/2_Train.py").run()
-        assert not fresh.exception and fresh.session_state["data_choice"].source == "mnist5k", saved
 
 
 def test_data_page_shows_the_uploaded_file_in_use_when_opened_again():

@@ -6,11 +6,7 @@ these helpers; the helpers call the library; nothing here trains a model.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
 import os
-import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -133,55 +129,12 @@ def store() -> RunStore:
 
 
 def data_choice() -> DataChoice:
-    """The session's dataset: the one last chosen on this server (kept in GANMM_HOME,
-    so that a reload, which starts a new session, keeps it), else mnist5k."""
-    if "data_choice" not in st.session_state:
-        st.session_state["data_choice"] = remembered_data_choice() or DEFAULT_DATA
-    return st.session_state["data_choice"]
+    """The session's dataset (mnist5k until the Data page changes it)."""
+    return st.session_state.get("data_choice", DEFAULT_DATA)
 
 
 def set_data_choice(choice: DataChoice) -> None:
     st.session_state["data_choice"] = choice
-    _remember_data_choice(choice)
-
-
-def _choice_file():
-    from ..paths import ganmm_home
-
-    return ganmm_home() / "dashboard.json"
-
-
-def remembered_data_choice() -> DataChoice | None:
-    """The last dataset chosen for new runs, if it can still be loaded here: a
-    built-in name, or files still kept among the uploads (never another path)."""
-    try:
-        saved = json.loads(_choice_file().read_text())["data_choice"]
-        choice = DataChoice(**{f.name: saved.get(f.name, f.default) for f in dataclasses.fields(DataChoice)})
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(choice.source, str) or not isinstance(choice.display, str):
-        return None
-    if choice.source.strip().lower() not in data.BUILTINS and not uploads.is_upload(choice.source):
-        return None
-    if choice.labels is not None and not uploads.is_upload(choice.labels):
-        return None
-    if choice.label_column is not None and not isinstance(choice.label_column, str):
-        return None
-    return choice
-
-
-def _remember_data_choice(choice: DataChoice) -> None:
-    """Best effort: a store folder that cannot be written only forgets the choice."""
-    path = _choice_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dashboard-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"data_choice": dataclasses.asdict(choice)}, fh)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the dataset ...")
