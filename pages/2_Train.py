@@ -24,7 +24,9 @@ with st.expander("New run", expanded=form_open):
         st.caption(f"Dataset **{choice.display or ds.name}**: {ds.n_samples:,} rows x {ds.n_features} "
                    f"features, {ds.n_classes or 'no'} classes. Change it on the Data page.")
         request = forms.run_settings_ui(ds.n_samples, ds.n_classes, ds.n_features)
-        if st.button("Start training", type="primary"):
+        # the dataset on the button itself: a reload starts a new session on mnist5k, and a
+        # small caption above the form let a run meant for moons start on it (browser audit)
+        if st.button(f"Start training on {choice.display or ds.name}", type="primary", key="train-start"):
             st.session_state.pop("train-error", None)
             st.session_state["train-pending"] = (choice, ds, request)  # the data of this click
         if st.session_state.get("train-error"):

@@ -96,7 +96,7 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
     main.get_by_label("Run name (optional)").fill("ganmm moons")
     main.get_by_text("Stop when settled", exact=True).click()  # still training when Stop comes
     expect(main.get_by_role("checkbox", name="Stop when settled")).not_to_be_checked()
-    main.get_by_role("button", name="Start training").click()
+    main.get_by_role("button", name="Start training on moons").click()
     first = iteration_shown(main)
     sizes_chart = main.locator('[data-testid="stPlotlyChart"]').first
     expect(sizes_chart).to_be_visible(timeout=240_000)
@@ -139,7 +139,7 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
         main.get_by_text("New run", exact=True).click()  # the form folds away once runs exist
     choose(main, "Model", "k-means")
     main.get_by_label("Run name (optional)").fill("")
-    main.get_by_role("button", name="Start training").click()
+    main.get_by_role("button", name="Start training on moons").click()
     expect(main.get_by_text(re.compile(r"^done · iteration"))).to_be_visible(timeout=60_000)
 
     # ---- Compare: both runs side by side -------------------------------------------
