@@ -130,14 +130,14 @@ def _check_seed(seed: int, flag: str = "--seed") -> None:
         raise GanmmError(f"{flag} must lie in 0..{MAX_SEED}, got {seed}")
 
 
-def _check_device(device: str, model: str | None = None) -> None:
+def _check_device(device: str, model: str | None = None, space: str = "raw") -> None:
     """A machine without a GPU refuses "cuda" for every model, before any work."""
     from .mixture import check_device
 
     check_device(device)
     if device == "cuda" and model in ("gmm", "kmeans"):
-        print(f"note: {model} runs on the CPU (scikit-learn); --device is for ganmm, ganmm-em and dec",
-              file=sys.stderr)
+        trains = "; the autoencoder of the embedded space trains there" if space == "embedded" else ""
+        _say(f"note: {model} runs on the CPU (scikit-learn){trains}")
 
 
 def _check_output(path: str | None, flag: str = "--json") -> None:
@@ -167,7 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.covariance and args.model != "gmm":
         raise GanmmError("--covariance is for gmm")
     _check_seed(args.seed)
-    _check_device(args.device, args.model)
+    _check_device(args.device, args.model, args.space)
     _check_output(args.json)
     from .models import default_settings
 
@@ -191,13 +191,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     space = effective_space(args.model, args.space)
     if space != args.space:
-        print("note: DEC clusters through its own autoencoder, which is the embedded space's "
-              "(the same cache): it takes the raw features", file=sys.stderr)
+        _say("note: DEC clusters through its own autoencoder, which is the embedded space's "
+             "(the same cache): it takes the raw features")
     if space == "embedded":
 
         def trained(epoch: int, epochs: int, loss: float) -> None:
             if not args.quiet and (epoch % 10 == 0 or epoch == epochs):
-                print(f"autoencoder epoch {epoch}/{epochs}  loss {loss:.5f}", file=sys.stderr, flush=True)
+                _say(f"autoencoder epoch {epoch}/{epochs}  loss {loss:.5f}")
 
         ds = embedded_dataset(ds, seed=args.seed, device=args.device, progress=trained)
     settings = dict(n_clusters=args.clusters, max_iter=args.iters, time_budget=args.time_budget)
@@ -316,16 +316,21 @@ def cmd_table(args: argparse.Namespace) -> int:
         results = run_table(args.dataset, args.space, models, args.seeds, clusters=args.clusters,
                             iters=args.iters, time_budget=args.time_budget, device=args.device,
                             label_column=args.label_column, labels=args.labels,
-                            say=lambda text: print(text, file=sys.stderr, flush=True))
+                            say=_say)
         code = 0 if all(r.status == "done" for r in results) else 1
     except TableInterrupted as stop:  # Ctrl-C: the table of the runs that ended
         results, code = stop.results, 130
-        last = results[-1]
-        kept = "before its first iteration" if last.iterations is None else \
-            f"after iteration {last.iterations} (kept in the run store)"
-        print(f"stopped: run {last.run_id} ({last.model}, seed {last.seed}) {kept}; the table "
-              f"below holds the {len(results)} run{'s' if len(results) > 1 else ''} that ended",
-              file=sys.stderr)
+        if stop.stopped is not None:
+            last = stop.stopped
+            kept = "before its first iteration" if last.iterations is None else \
+                f"after iteration {last.iterations} (kept in the run store)"
+            _say(f"stopped: run {last.run_id} ({last.model}, seed {last.seed}) {kept}")
+        else:
+            _say("stopped between runs")
+        if not results:
+            _say("no run had ended: no table")
+            return code
+        _say(f"the table below holds the {len(results)} run{'s' if len(results) > 1 else ''} that ended")
     name = results[0].dataset  # --models and --seeds give at least one run
     print(markdown(results, models, dataset=name, space=args.space, paper=not args.no_paper))
     if args.json:

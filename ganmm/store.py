@@ -229,12 +229,19 @@ class RunStore:
             try:
                 db.execute("PRAGMA synchronous=FULL")  # a committed iteration survives power loss
                 db.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.DatabaseError as exc:  # opening is lazy: a damaged file shows here
-                raise StoreError(
-                    f"the run store's database {self.db_path} cannot be read ({exc}); move it "
-                    "aside to start an empty store (the runs' array files stay in its runs "
-                    "folder), or set GANMM_HOME to another folder") from exc
-            yield db
+                yield db
+            except sqlite3.DatabaseError as exc:
+                # opening is lazy: a damaged file shows at the first statement that reads
+                # it ("not a database") or at the first damaged page ("malformed")
+                if type(exc) is sqlite3.DatabaseError:
+                    raise StoreError(
+                        f"the run store's database {self.db_path} cannot be read ({exc}); move "
+                        "it aside to start an empty store (the runs' array files stay in its "
+                        "runs folder), or set GANMM_HOME to another folder") from exc
+                if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+                    raise StoreError(f"cannot open the run store {self.db_path} ({exc}); "
+                                     "check GANMM_HOME and its permissions") from exc
+                raise  # locked, full, a constraint: not damage, said where it is met
         finally:
             db.close()
 
@@ -545,7 +552,8 @@ class RunStore:
                 return {k: npz[k] for k in npz.files}
         except Exception as exc:
             # numpy's advice to load pickles "unsafely" is not for this store: files are never unpickled
-            detail = "it holds pickled objects, which are never loaded" if "pickle" in str(exc) \
+            pickled = isinstance(exc, ValueError) and "allow_pickle" in str(exc)
+            detail = "it holds pickled objects, which are never loaded" if pickled \
                 else f"{type(exc).__name__}: {exc}"
             raise self._damaged(
                 run_id, f"run {run_id}: its dataset file is missing or damaged ({detail}); its "

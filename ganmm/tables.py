@@ -28,12 +28,13 @@ PAPER_MNIST = {
 
 
 class TableInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a table: the run in progress was stopped (its iterations kept);
-    ``results`` holds the runs that ended, that one included."""
+    """Ctrl-C during a table: ``results`` holds the runs that ended; ``stopped`` is
+    the run that was training, stopped (its iterations kept; in ``results`` too),
+    or None when the Ctrl-C came between runs (an autoencoder, say)."""
 
-    def __init__(self, results: list["TableRun"]):
+    def __init__(self, results: list["TableRun"], dataset: str, stopped: "TableRun | None" = None):
         super().__init__()
-        self.results = results
+        self.results, self.dataset, self.stopped = results, dataset, stopped
 
 
 @dataclass(frozen=True)
@@ -97,41 +98,49 @@ def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
     # DEC's encoder is the embedded space's autoencoder: it is trained (or read from
     # the cache) before the seed's runs, so that a time budget is the clustering's own
     needs_codes = space == "embedded" or any(split_entry(m)[0] == "dec" for m in models)
-    for seed in range(seeds):
-        if needs_codes:
-            say(f"autoencoder for seed {seed} (cached after its first training) ...")
-            spaces[seed] = embedded_dataset(raw, seed=seed, device=device)
-        for entry in models:
-            model, preset = split_entry(entry)
-            used = effective_space(model, space)
-            ds = spaces[seed] if used == "embedded" else raw
-            settings = {"n_clusters": k}
-            if time_budget is not None:  # 0: no budget; None: the model's own
-                settings["time_budget"] = time_budget or None
-            if iters is not None:
-                settings["max_iter"] = iters
-            options = {**file_options, "space": used, **({"space_seed": seed} if used == "embedded" else {})}
-            run_id = manager.start(ds, model, settings, seed=seed, device=device, preset=preset,
-                                   name=f"table: {entry} on {raw.name} ({space}), seed {seed}",
-                                   dataset_source=source, data_options=options)
-            say(f"{entry} seed {seed}: run {run_id} ...")
-            try:
+    current = None  # (entry, seed, run_id) of the run started and not yet ended
+    try:
+        for seed in range(seeds):
+            if needs_codes:
+                say(f"autoencoder for seed {seed} (cached after its first training) ...")
+                spaces[seed] = embedded_dataset(raw, seed=seed, device=device)
+            for entry in models:
+                model, preset = split_entry(entry)
+                used = effective_space(model, space)
+                ds = spaces[seed] if used == "embedded" else raw
+                settings = {"n_clusters": k}
+                if time_budget is not None:  # 0: no budget; None: the model's own
+                    settings["time_budget"] = time_budget or None
+                if iters is not None:
+                    settings["max_iter"] = iters
+                options = {**file_options, "space": used,
+                           **({"space_seed": seed} if used == "embedded" else {})}
+                run_id = manager.start(ds, model, settings, seed=seed, device=device, preset=preset,
+                                       name=f"table: {entry} on {raw.name} ({space}), seed {seed}",
+                                       dataset_source=source, data_options=options)
+                current = (entry, seed, run_id)
+                say(f"{entry} seed {seed}: run {run_id} ...")
                 record = manager.wait(run_id)
-            except KeyboardInterrupt:
-                manager.stop(run_id)
-                record = manager.store.get_run(run_id)
-                interrupted = True
-            else:
-                interrupted = False
-            seconds = (record.finished or 0) - (record.started or record.created)
-            results.append(TableRun(entry, raw.name, seed, run_id, record.status, dict(record.metrics),
-                                    round(seconds, 2), record.iterations, record.error))
-            said = " ".join(f"{m} {record.metrics[m]:.4f}" for m in METRICS if m in record.metrics)
-            say(f"{entry} seed {seed}: {record.status} after {seconds:.0f} s, {record.iterations} "
-                f"iterations  {said}")
-            if interrupted:
-                raise TableInterrupted(results)
+                results.append(_table_run(entry, raw.name, seed, record))
+                current = None
+                said = " ".join(f"{m} {record.metrics[m]:.4f}" for m in METRICS if m in record.metrics)
+                say(f"{entry} seed {seed}: {record.status} after {results[-1].seconds:.0f} s, "
+                    f"{record.iterations} iterations  {said}")
+    except KeyboardInterrupt:  # anywhere: an autoencoder, a run, between runs
+        stopped = None
+        if current is not None:
+            entry, seed, run_id = current
+            manager.stop(run_id)
+            stopped = _table_run(entry, raw.name, seed, manager.store.get_run(run_id))
+            results.append(stopped)
+        raise TableInterrupted(results, raw.name, stopped) from None
     return results
+
+
+def _table_run(entry: str, dataset: str, seed: int, record) -> TableRun:
+    seconds = (record.finished or 0) - (record.started or record.created)
+    return TableRun(entry, dataset, seed, record.run_id, record.status, dict(record.metrics),
+                    round(seconds, 2), record.iterations, record.error)
 
 
 def split_entry(entry: str) -> tuple[str, str | None]:

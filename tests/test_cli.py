@@ -210,3 +210,58 @@ def test_a_damaged_store_database_is_one_line(tmp_path, monkeypatch):
         out = ganmm(*args)
         assert out.returncode == 2 and "cannot be read" in out.stderr and str(home / "runs.db") in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
+    # a whole header over a damaged page: found where a query reads it
+    (home / "runs.db").unlink()
+    assert ganmm("run", "--dataset", "blobs", "--model", "kmeans", "--clusters", 3, "--quiet").returncode == 0
+    raw = bytearray((home / "runs.db").read_bytes())
+    raw[4096:8192] = b"\xff" * 4096
+    (home / "runs.db").write_bytes(bytes(raw))
+    out = ganmm("runs")
+    assert out.returncode == 2 and "malformed" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_between_a_tables_runs_still_prints_what_ended(monkeypatch, capsys, tmp_path):
+    # Ctrl-C while seed 1's autoencoder trains: seed 0's run is done and is the table
+    from ganmm import cli, embedding
+
+    def codes(ds, seed, **kwargs):
+        if seed == 1:
+            raise KeyboardInterrupt
+        return ds
+
+    monkeypatch.setattr(embedding, "embedded_dataset", codes)
+    out_json = tmp_path / "t.json"
+    code = cli.main(["table", "--dataset", "blobs", "--space", "embedded", "--models", "kmeans", "--seeds", "2",
+                     "--json", str(out_json)])
+    captured = capsys.readouterr()
+    assert code == 130 and "stopped between runs" in captured.err and "the table below holds the 1 run" in captured.err
+    assert "| kmeans | 1.0000 ± 0.0000 |" in captured.out
+    assert [r["status"] for r in json.loads(out_json.read_text())["runs"]] == ["done"]
+    # Ctrl-C before any run ended: no table, no traceback
+    monkeypatch.setattr(embedding, "embedded_dataset", lambda ds, seed, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert cli.main(["table", "--dataset", "blobs", "--space", "embedded", "--models", "kmeans"]) == 130
+    assert "no run had ended: no table" in capsys.readouterr().err
+
+
+def test_a_closed_stderr_does_not_stop_an_embedded_run(monkeypatch, capsys):
+    # the autoencoder's progress lines meet the closed pipe before the run starts
+    from ganmm import cli, embedding
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    def codes(ds, seed, progress=None, **kwargs):
+        progress(10, 20, 0.1)
+        return ds
+
+    monkeypatch.setattr(embedding, "embedded_dataset", codes)
+    with monkeypatch.context() as closed:
+        closed.setattr(sys, "stderr", Closed())
+        assert cli.main(["run", "--dataset", "blobs", "--model", "gmm", "--clusters", "3", "--space", "embedded"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["purity"] == 1.0
+    [run] = runs_in_store()
+    assert run["status"] == "done"
