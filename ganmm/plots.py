@@ -463,7 +463,7 @@ def lesson_picture(points: np.ndarray, assignments: np.ndarray, k: int, *,
                                name=f"generator {i}", legendgroup=f"c{i}", hoverinfo="skip", marker=marker))
         if beyond.any():
             traces.append(_beyond_trace(s, beyond, lo, hi, colors, contrast))
-            note = f"▸ {int(beyond.sum())} of {beyond.size} samples beyond the edge"
+            note = f"▸ {int(beyond.sum())} of {beyond.size} off the edge"  # short: a third of a page wide
     if means is not None and covariances is not None:
         traces += _ellipse_traces(means, covariances, (1, 2), colors, 4 if contrast else 2)
         mu = np.asarray(means, dtype=float).reshape(-1, 2)

@@ -314,7 +314,7 @@ def test_lesson_picture_shows_samples_past_its_fixed_axes_at_the_edge():
     colors = plots.lesson_colors(2, False)
     assert list(edge.marker.color) == [colors[0], colors[0], colors[1]]
     assert "(9.00, 0.50)" in edge.hovertext[0]
-    assert fig.layout.xaxis.title.text == "▸ 3 of 6 samples beyond the edge"
+    assert fig.layout.xaxis.title.text == "▸ 3 of 6 off the edge"
     inside = plots.lesson_picture(pts, np.array([0, 1]), 2, xs=xs, ys=ys, samples=samples.clip(-1, 2))
     assert not [t for t in inside.data if t.name == "beyond the edge"] and not inside.layout.xaxis.title.text
 
