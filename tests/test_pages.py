@@ -53,16 +53,17 @@ def pause_after(run_id: str, n: int, deadline: float) -> int:
     from ganmm.store import RunStore
 
     store = RunStore()
-    while (store.get_run(run_id).iterations or 0) < n:  # (still "paused" just after a resume)
-        assert store.get_run(run_id).status in ("queued", "running", "paused"), store.get_run(run_id).error
+    while (record := store.get_run(run_id)).iterations is None or record.iterations < n:
+        # (still "paused" just after a resume); one read per look: the run moves on between reads
+        assert record.status in ("queued", "running", "paused"), record.error
         assert time.monotonic() < deadline, f"no {n} iterations in time"
         time.sleep(0.05)
     get_manager().pause(run_id)
-    while store.get_run(run_id).status != "paused":
-        assert store.get_run(run_id).status in ("queued", "running"), store.get_run(run_id).error
+    while (record := store.get_run(run_id)).status != "paused":
+        assert record.status in ("queued", "running"), record.error
         assert time.monotonic() < deadline, "not paused in time"
         time.sleep(0.05)
-    return store.get_run(run_id).iterations
+    return record.iterations
 
 
 def texts(at: AppTest) -> str:
