@@ -74,7 +74,8 @@ def sizes_area(iterations: Sequence[int], sizes: np.ndarray, *, height: int = 32
     """Stacked area of cluster sizes; sizes (T, K) ints, one trace per cluster."""
     s = _rows(sizes)  # (T, K); (T,) -> (T, 1)
     x = _xs(iterations, s.shape[0])
-    traces = [dict(type="scatter", x=x, y=s[:, i], name=f"cluster {i}", stackgroup="sizes", mode="lines",
+    mode = "lines+markers" if len(x) < 3 else "lines"  # a line of one point is not drawn at all
+    traces = [dict(type="scatter", x=x, y=s[:, i], name=f"cluster {i}", stackgroup="sizes", mode=mode,
                    line=dict(color=c, width=0.5), legendgroup=f"c{i}",
                    hovertemplate=f"cluster {i}: %{{y}}<extra></extra>")
               for i, c in enumerate(cluster_colors(s.shape[1]))]
@@ -156,7 +157,8 @@ def loss_curves(iterations: Sequence[int], losses: Mapping[str, Sequence[float]]
     traces = []
     for (name, vals), c in zip(losses.items(), cluster_colors(len(losses))):
         y = _floats(vals)
-        traces.append(dict(type="scatter", x=_xs(iterations, len(y)), y=y, name=str(name), mode="lines",
+        traces.append(dict(type="scatter", x=_xs(iterations, len(y)), y=y, name=str(name),
+                           mode="lines+markers" if len(y) < 3 else "lines",  # one point: no line
                            line=dict(color=c), connectgaps=False,
                            hovertemplate=f"{name}: %{{y:.4g}}<extra></extra>"))
     return _made(traces, "Losses", "iteration", "loss", height)

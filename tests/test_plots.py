@@ -333,3 +333,13 @@ def test_lesson_curves_mark_the_iteration_shown():
     assert tuple(empty.layout.yaxis.range) == (0, 1) and empty.layout.yaxis.tickformat == ".0%"
     assert empty.layout.annotations[0].text == "drawn from the first Step on"
     assert not fig.layout.annotations and fig.layout.yaxis.range is None
+
+
+def test_curves_of_one_iteration_are_drawn_as_points():
+    """A run stopped at iteration 0 has one value per curve; plotly draws no line
+    through a single point, so its sizes and losses charts were empty."""
+    one = [plots.sizes_area([0], np.array([[3, 4]])), plots.loss_curves([0], {"critic": [1.5]})]
+    assert all(t.mode == "lines+markers" for fig in one for t in fig.data)
+    many = [plots.sizes_area([0, 1, 2], np.ones((3, 2), int)), plots.loss_curves([0, 1, 2], {"critic": [1, 2, 3]})]
+    assert all(t.mode == "lines" for fig in many for t in fig.data)
+
