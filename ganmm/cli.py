@@ -123,6 +123,12 @@ def _say(text: str) -> None:
         pass
 
 
+def _kept(iterations: int | None) -> str:
+    """What a stopped run keeps, for the line that says it stopped."""
+    return "before its first iteration" if iterations is None else \
+        f"after iteration {iterations} (kept in the run store)"
+
+
 def _check_seed(seed: int, flag: str = "--seed") -> None:
     from .base import MAX_SEED
 
@@ -234,9 +240,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C: the run ends "stopped", its iterations kept
         manager.stop(run_id)
         record = manager.store.get_run(run_id)
-        kept = "before its first iteration" if record.iterations is None else \
-            f"after iteration {record.iterations} (kept in the run store)"
-        _say(f"stopped: run {run_id} {kept}")
+        _say(f"stopped: run {run_id} {_kept(record.iterations)}")
         return 130
     if record.status == "failed":
         exc = manager.exception(run_id)
@@ -322,9 +326,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         results, code = stop.results, 130
         if stop.stopped is not None:
             last = stop.stopped
-            kept = "before its first iteration" if last.iterations is None else \
-                f"after iteration {last.iterations} (kept in the run store)"
-            _say(f"stopped: run {last.run_id} ({last.model}, seed {last.seed}) {kept}")
+            _say(f"stopped: run {last.run_id} ({last.model}, seed {last.seed}) {_kept(last.iterations)}")
         else:
             _say("stopped between runs")
         if not results:
@@ -342,13 +344,12 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .mixture import GANMMConfig
     from .speed import BenchConfig, markdown, run_bench
 
-    GANMMConfig(device=args.device).validate()  # "cuda" without a GPU: one clear line
+    _check_device(args.device)  # "cuda" without a GPU: one clear line
     _check_output(args.json)
     bench = BenchConfig.quick(args.device) if args.quick else BenchConfig(device=args.device)
-    result = run_bench(bench, say=lambda text: print(text, file=sys.stderr, flush=True))
+    result = run_bench(bench, say=_say)
     print(markdown(result))
     if args.json:
         with open(args.json, "w") as fh:

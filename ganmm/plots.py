@@ -70,12 +70,17 @@ def _made(traces: list[dict], title: str, x_title: str, y_title: str, height: in
                                               **axes, **layout))
 
 
+def _line_mode(n: int) -> str:
+    """A curve of ``n`` points: with markers while it is short (plotly draws no line
+    through a single point, so a run stopped at iteration 0 showed empty charts)."""
+    return "lines+markers" if n < 3 else "lines"
+
+
 def sizes_area(iterations: Sequence[int], sizes: np.ndarray, *, height: int = 320) -> go.Figure:
     """Stacked area of cluster sizes; sizes (T, K) ints, one trace per cluster."""
     s = _rows(sizes)  # (T, K); (T,) -> (T, 1)
     x = _xs(iterations, s.shape[0])
-    mode = "lines+markers" if len(x) < 3 else "lines"  # a line of one point is not drawn at all
-    traces = [dict(type="scatter", x=x, y=s[:, i], name=f"cluster {i}", stackgroup="sizes", mode=mode,
+    traces = [dict(type="scatter", x=x, y=s[:, i], name=f"cluster {i}", stackgroup="sizes", mode=_line_mode(len(x)),
                    line=dict(color=c, width=0.5), legendgroup=f"c{i}",
                    hovertemplate=f"cluster {i}: %{{y}}<extra></extra>")
               for i, c in enumerate(cluster_colors(s.shape[1]))]
@@ -113,7 +118,7 @@ def metric_curves(iterations: Sequence[int], metrics: Mapping[str, Sequence[floa
         span = np.concatenate([span, x.astype(float)])
         lows.append(float(np.nanmin(y)) if np.isfinite(y).any() else 0.0)
         traces.append(dict(type="scatter", x=x, y=y, name=label[n],
-                           mode="lines+markers" if len(y) < 3 else "lines", line=dict(color=color[n]),
+                           mode=_line_mode(len(y)), line=dict(color=color[n]),
                            hovertemplate=f"{label[n]}: %{{y:.3f}}<extra></extra>"))
     if span.size == 0:
         span = np.asarray(iterations, dtype=float).reshape(-1)
@@ -147,7 +152,7 @@ def overlay_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], 
     for (name, (its, vals)), c in zip(series.items(), cluster_colors(len(series))):
         y = _floats(vals)
         traces.append(dict(type="scatter", x=_xs(its, len(y)), y=y, name=str(name), line=dict(color=c),
-                           mode="lines+markers" if len(y) < 3 else "lines"))
+                           mode=_line_mode(len(y))))
     return _made(traces, title, x_title, y_title, height)
 
 
@@ -158,8 +163,7 @@ def loss_curves(iterations: Sequence[int], losses: Mapping[str, Sequence[float]]
     for (name, vals), c in zip(losses.items(), cluster_colors(len(losses))):
         y = _floats(vals)
         traces.append(dict(type="scatter", x=_xs(iterations, len(y)), y=y, name=str(name),
-                           mode="lines+markers" if len(y) < 3 else "lines",  # one point: no line
-                           line=dict(color=c), connectgaps=False,
+                           mode=_line_mode(len(y)), line=dict(color=c), connectgaps=False,
                            hovertemplate=f"{name}: %{{y:.4g}}<extra></extra>"))
     return _made(traces, "Losses", "iteration", "loss", height)
 
@@ -348,15 +352,14 @@ def _ellipse_traces(means: np.ndarray, covariances: np.ndarray, n_stds: Sequence
     them), and a line in its cluster's colour is lost among that cluster's points."""
     colors = list(colors or cluster_colors(len(means)))
     ellipses = [(n, i, e) for n in n_stds for i, e in enumerate(gmm_ellipses(means, covariances, n))]
-    edges = [dict(type="scattergl", x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
-                  name=f"edge of cluster {i}'s ellipse", legendgroup=f"c{i}", hoverinfo="skip",
-                  line=dict(color="#222", width=width + 2, dash="solid" if n <= 1 else "dash"))
-             for n, i, e in ellipses]
-    return edges + [dict(type="scattergl", x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False,
-                         name=f"cluster {i} {n:g}σ", legendgroup=f"c{i}", hoverinfo="skip",
-                         line=dict(color=colors[i % len(colors)], width=width,
-                                   dash="solid" if n <= 1 else "dash"))
-                    for n, i, e in ellipses]
+
+    def line(n, i, e, name, color, w):
+        return dict(type="scattergl", x=e[:, 0], y=e[:, 1], mode="lines", showlegend=False, name=name,
+                    legendgroup=f"c{i}", hoverinfo="skip",
+                    line=dict(color=color, width=w, dash="solid" if n <= 1 else "dash"))
+
+    return ([line(n, i, e, f"edge of cluster {i}'s ellipse", "#222", width + 2) for n, i, e in ellipses]
+            + [line(n, i, e, f"cluster {i} {n:g}σ", colors[i % len(colors)], width) for n, i, e in ellipses])
 
 
 def decision_regions(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, argmax_grid: np.ndarray,

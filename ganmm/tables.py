@@ -32,9 +32,9 @@ class TableInterrupted(KeyboardInterrupt):
     the run that was training, stopped (its iterations kept; in ``results`` too),
     or None when the Ctrl-C came between runs (an autoencoder, say)."""
 
-    def __init__(self, results: list["TableRun"], dataset: str, stopped: "TableRun | None" = None):
+    def __init__(self, results: list["TableRun"], stopped: "TableRun | None" = None):
         super().__init__()
-        self.results, self.dataset, self.stopped = results, dataset, stopped
+        self.results, self.stopped = results, stopped
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def run_table(dataset: str, space: str, models: Sequence[str], seeds: int, *,
             manager.stop(run_id)
             stopped = _table_run(entry, raw.name, seed, manager.store.get_run(run_id))
             results.append(stopped)
-        raise TableInterrupted(results, raw.name, stopped) from None
+        raise TableInterrupted(results, stopped) from None
     return results
 
 

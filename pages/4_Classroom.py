@@ -26,7 +26,7 @@ else:
 settings = st.session_state.setdefault(
     "classroom-settings", {"dataset": "moons", "k": None, "seed": 0, "init": "kmeans"})
 names = [*classroom.TWO_D_SETS, *classroom.PROJECTED_SETS]
-inits = {"kmeans": "k-means", "random": "random"}  # the paper's; longer labels were cut in the box
+inits = {"kmeans": "k-means", "random": "random"}  # short (longer labels were cut in the box); the help says more
 if not teacher:
     # The widgets hold their values while shown; teacher mode hides them (and Streamlit
     # then forgets them), so the settings dict keeps them and puts them back.
