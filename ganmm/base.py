@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, GanmmError
 from .metrics import all_metrics
 
 
@@ -70,6 +70,74 @@ class StepResult:
 MAX_SEED = 2**32 - 1
 """the largest seed every model takes (numpy's and scikit-learn's limit)"""
 
+_TYPE_WORDS = {"int": "a whole number", "float": "a finite number", "str": "a string", "bool": "True or False"}
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(value, (bool, np.bool_)):  # True is an int to Python, not a count here
+        return False
+    if kind == "int":
+        return isinstance(value, (int, np.integer))
+    if kind == "float":
+        return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)
+    return isinstance(value, str)
+
+
+def check_types(config: Any) -> None:
+    """Raise ConfigError unless every setting of ``config`` (a dataclass) whose
+    annotation is ``int``, ``float``, ``str`` or ``bool`` (or one of them
+    ``| None``) holds a value of that type: ``n_clusters=2.5`` or ``True``, a
+    ``seed`` of 1.5 or an ``lr`` of NaN would otherwise fail deep in a fit, or
+    not at all (a NaN learning rate trains to NaN)."""
+    for f in dataclasses.fields(config):
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        optional = kind.endswith("| None")
+        kind = kind.removesuffix("| None").strip()
+        value = getattr(config, f.name)
+        if kind not in _TYPE_WORDS or (optional and value is None):
+            continue
+        if not _has_type(value, kind):
+            raise ConfigError(f"{f.name} must be {_TYPE_WORDS[kind]}"
+                              f"{' (or None)' if optional else ''}, got {value!r}")
+
+
+class NotFittedError(GanmmError, ValueError, AttributeError):
+    """A model was asked to predict before it was fitted."""
+
+
+def features(X: Any) -> np.ndarray:
+    """``X`` as the models take it: a C-contiguous (rows, features) float32
+    array of finite numbers. Raises DataError, saying what to change, for
+    anything else, and for float64 (or large integer) features that float32
+    would flatten: all the models compute in float32, and a feature such as a
+    time stamp in seconds (1.7e9, a few seconds apart) would become one
+    value."""
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"the data hold {arr.dtype} values, not numbers; convert them to numbers")
+    if arr.ndim != 2:
+        raise DataError(f"expected a 2-D array of shape (rows, features), got shape {arr.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        X32 = np.ascontiguousarray(arr, dtype=np.float32)
+    finite = np.isfinite(X32).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        what = ("values beyond float32's range (about 3.4e38); scale them down"
+                if np.isfinite(arr[bad[0]]).all() else "NaN or infinite values; remove or fill them")
+        rows = f"{bad.size:,} rows (the first is row {bad[0]}) hold" if bad.size > 1 else f"row {bad[0]} holds"
+        raise DataError(f"{rows} {what}")
+    if arr.size and (arr.dtype.itemsize > 4 or arr.dtype.kind in "iu" and arr.dtype.itemsize == 4):
+        flat = np.flatnonzero((np.ptp(arr, axis=0) > 0) & (np.ptp(X32, axis=0) == 0))
+        if flat.size:
+            j = int(flat[0])
+            raise DataError(
+                f"feature {j} (values near {float(arr[0, j]):.7g}) varies only beyond float32's 7 "
+                "significant digits, and the models compute in float32; subtract each feature's "
+                "mean or standardise the features first (ganmm.data.from_arrays does)")
+    return X32
+
 
 @dataclass(frozen=True)
 class BaseConfig:
@@ -82,13 +150,14 @@ class BaseConfig:
     time_budget: float | None = None
     """stop after the iteration during which this many seconds passed (None: no limit)"""
     tol: float = 0.001
-    """convergence: at most this fraction of points change cluster ..."""
+    """convergence: at most this fraction of points change cluster (below 0: never) ..."""
     patience: int = 3
     """... for this many iterations in a row"""
     seed: int = 0
     """seed of every random choice; the same seed on CPU gives the same result"""
 
     def validate(self) -> None:
+        check_types(self)
         if self.n_clusters < 1:
             raise ConfigError(f"n_clusters must be at least 1, got {self.n_clusters}")
         if self.max_iter < 0:
@@ -128,8 +197,25 @@ class ClusterModel:
     def _iterate(self, iteration: int) -> StepResult:
         raise NotImplementedError
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(N, K) cluster probabilities of checked rows (float32, the fitted width)."""
         raise NotImplementedError
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(N, K): the probability of each cluster for each row of ``X`` (one-hot
+        for models without a soft posterior). The model must have been fitted
+        (or be fitting: any iteration done will do) on data of the same width."""
+        width = getattr(self, "n_features_in_", None)
+        if width is None:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) "
+                                 "(or take an iteration of fit_iter(X)) before predicting")
+        X = features(X)
+        if X.shape[1] != width:
+            raise DataError(f"the rows have {X.shape[1]} features but the model was fitted on "
+                            f"{width}; pass rows of the fitted data's space")
+        if len(X) == 0:
+            return np.zeros((0, self.config.n_clusters), dtype=np.float32)
+        return self._predict_proba(X)
 
     # --- the driver -----------------------------------------------------------------
     def fit_iter(self, X: np.ndarray, y: np.ndarray | None = None) -> Iterator[Snapshot]:
@@ -137,16 +223,21 @@ class ClusterModel:
 
         ``y`` is used for the snapshot metrics only, never for training.
         """
+        from .data import encode_labels  # the data module reads files (pandas): imported when fitting
+
         cfg = self.config
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2:
-            raise DataError(f"expected a 2-D array of shape (rows, features), got shape {X.shape}")
+        X = features(X)
+        self.__dict__.pop("n_features_in_", None)  # a refit predicts once its first step is done
         if len(X) < cfg.n_clusters:
             raise DataError(
                 f"the data has {len(X)} rows but {cfg.n_clusters} clusters were asked for; "
                 f"choose at most {len(X)} clusters or add rows")
-        if y is not None and len(y) != len(X):
-            raise DataError(f"{len(y)} labels for {len(X)} rows; give one label per row")
+        if y is not None:
+            # raw labels (strings, floats, -1, ids in the millions) as codes 0..C-1,
+            # checked before any training: the metrics count classes by code
+            if len(y) != len(X):
+                raise DataError(f"{len(y)} labels for {len(X)} rows; give one label per row")
+            y = encode_labels(np.asarray(y))[0]
         start = time.perf_counter()
         # models with long steps check this (via _past_deadline) to cut a step short
         self._deadline = None if cfg.time_budget is None else start + cfg.time_budget
@@ -157,6 +248,7 @@ class ClusterModel:
         for it in range(cfg.max_iter + 1):
             with self._step_scope():
                 step = self._initialize(X) if it == 0 else self._iterate(it)
+            self.n_features_in_ = X.shape[1]  # set once a model can predict
             a = np.asarray(step.assignments, dtype=np.int64)
             changed = 1.0 if previous is None else float(np.mean(a != previous))
             calm = calm + 1 if (previous is not None and changed <= cfg.tol) else 0

@@ -37,6 +37,9 @@ class GMMConfig(BaseConfig):
                               f"got {self.covariance_type!r}")
         if self.init not in ("kmeans", "random"):
             raise ConfigError(f"init must be kmeans or random; got {self.init!r}")
+        if self.reg_covar < 0 or self.n_snapshot_samples < 0:
+            raise ConfigError("reg_covar and n_snapshot_samples must be 0 or more; got "
+                              f"{self.reg_covar}, {self.n_snapshot_samples}")
 
 
 class GMM(ClusterModel):
@@ -104,7 +107,7 @@ class GMM(ClusterModel):
             out = g.means_[:, None, :] + z * np.sqrt(g.covariances_)[:, None, None]
         return out.astype(np.float32)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.gmm_.predict_proba(np.asarray(X, dtype=np.float32))
 
 
@@ -120,6 +123,11 @@ class KMeansConfig(BaseConfig):
     """iterations without change needed to stop"""
     max_iter: int = 300
     """cap on Lloyd iterations"""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_init < 1:
+            raise ConfigError(f"n_init must be at least 1, got {self.n_init}")
 
 
 def _lloyd_assign(X: np.ndarray, centers: np.ndarray,
@@ -197,7 +205,7 @@ class KMeans(ClusterModel):
         return StepResult(a, {"inertia": inertia}, samples,
                           {"centers": self.cluster_centers_.astype(np.float32), "inertia": inertia})
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         """One-hot of the nearest center (k-means has no soft posterior)."""
         a, _ = _lloyd_assign(np.asarray(X, dtype=np.float64), self.cluster_centers_)
         return np.eye(self.config.n_clusters)[a]

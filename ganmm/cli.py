@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        _say(f"{self.prog}: error: {message}")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -117,6 +117,8 @@ def _progress(snap, args: argparse.Namespace) -> str:
 def _say(text: str) -> None:
     """A line on stderr that cannot fail a run: with stderr closed (`2>&1 | head`)
     the run trains on, silently, and is kept in the run store."""
+    if sys.stderr is None:  # fd 2 closed at start (`2>&-`): print would fall back to stdout, into the JSON
+        return
     try:
         print(text, file=sys.stderr, flush=True)
     except (OSError, ValueError):
@@ -246,12 +248,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         exc = manager.exception(run_id)
         if isinstance(exc, GanmmError):  # e.g. bad data found by the model: one line, exit 2
             raise exc
-        print(record.traceback or "", file=sys.stderr, end="")
-        print(f"error: run {run_id} failed: {record.error}", file=sys.stderr)
+        _say((record.traceback or "") + f"error: run {run_id} failed: {record.error}")
         return 1
     if record.status != "done" or not last:
-        print(f"error: run {run_id} ended {record.status}: {record.error or 'no iteration stored'}",
-              file=sys.stderr)
+        _say(f"error: run {run_id} ended {record.status}: {record.error or 'no iteration stored'}")
         return 1
     seconds = record.finished - record.started  # training, storing included
     snap = last[0]
@@ -302,11 +302,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = _open_store()
     path = store.export_run(args.run_id, args.path)
-    print(f"exported run {args.run_id} to {path}", file=sys.stderr)
+    _say(f"exported run {args.run_id} to {path}")
     damaged = store.get_run(args.run_id).damaged
     if damaged:
-        print(f"note: the run is damaged ({damaged}); the zip holds what was readable, and its "
-              "config.json lists what is not", file=sys.stderr)
+        _say(f"note: the run is damaged ({damaged}); the zip holds what was readable, and its "
+             "config.json lists what is not")
     return 0
 
 
@@ -359,7 +359,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     _open_store().delete_run(args.run_id)
-    print(f"deleted run {args.run_id}", file=sys.stderr)
+    _say(f"deleted run {args.run_id}")
     return 0
 
 
@@ -372,16 +372,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:  # Ctrl-C before a run started (loading data, an autoencoder)
-        print("stopped (Ctrl-C)", file=sys.stderr)
+        _say("stopped (Ctrl-C)")
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): nothing more to say to it
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.dup2(devnull, sys.stderr.fileno())
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                os.dup2(devnull, stream.fileno())
         return 1
     except GanmmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_USAGE
     except OSError as exc:  # e.g. the --json path cannot be written
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        _say(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return EXIT_USAGE

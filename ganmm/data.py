@@ -51,9 +51,10 @@ class Dataset:
     feature_names: tuple[str, ...]
     """one name per feature (column)"""
     offset: np.ndarray
-    """(d,) float32: original = X * scale + offset"""
+    """(d,) float64: original = X * scale + offset"""
     scale: np.ndarray
-    """(d,) float32: original = X * scale + offset"""
+    """(d,) float64: original = X * scale + offset (float64: in float32 a column
+    such as time stamps near 1.6e9 would come back as one value)"""
 
     def __post_init__(self) -> None:
         n, d = self.X.shape if self.X.ndim == 2 else (None, None)
@@ -93,8 +94,8 @@ class Dataset:
         return None if self.label_names is None else len(self.label_names)
 
     def inverse(self, Z: np.ndarray) -> np.ndarray:
-        """Map scaled points (..., d) back to the original units."""
-        Z = np.asarray(Z, dtype=np.float32)
+        """Map scaled points (..., d) back to the original units (float64)."""
+        Z = np.asarray(Z, dtype=np.float64)
         if Z.shape[-1:] != (self.n_features,):
             raise DataError(
                 f"points of shape {Z.shape} do not have the dataset's {self.n_features} "
@@ -323,11 +324,11 @@ def from_arrays(
     if kind == "image":
         lo, span = _scale_image(X, pixel_max)
         Xs = (X.astype(np.float32) - np.float32(lo)) / np.float32(span)
-        offset, scale = np.full(d, lo, dtype=np.float32), np.full(d, span, dtype=np.float32)
+        offset, scale = np.full(d, lo, dtype=np.float64), np.full(d, span, dtype=np.float64)
     else:
         mean, std = _standardise(X)
         Xs = ((X - mean) / std).astype(np.float32)
-        offset, scale = mean.astype(np.float32), std.astype(np.float32)
+        offset, scale = mean, std
     codes, label_names = encode_labels(y) if y is not None else (None, None)
     return Dataset(
         name=name, X=np.ascontiguousarray(Xs), y=codes, label_names=label_names, kind=kind,

@@ -142,7 +142,7 @@ class DEC(ClusterModel):
         return StepResult(a.cpu().numpy(), losses, None,
                           {"centroids": self.centroids_.detach().cpu().numpy()})
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.no_grad():

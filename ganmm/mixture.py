@@ -175,8 +175,17 @@ class GANMMConfig(BaseConfig):
         if self.posterior_average is not None and not 0.0 <= self.posterior_average < 1.0:
             raise ConfigError("posterior_average must lie in [0, 1) (or be None: automatic); "
                               f"got {self.posterior_average}")
-        if not self.feature_noise >= 0.0:
-            raise ConfigError(f"feature_noise must be 0 or more, got {self.feature_noise}")
+        for name in ("lr", "lr_classifier", "clip"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("gp_weight", "sigma0", "feature_noise", "classifier_noise", "augment_rotation",
+                     "augment_shift", "augment_scale", "n_snapshot_samples"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not self.augment_scale < 1:
+            raise ConfigError(f"augment_scale must be below 1 (a zoom of 1 +- it), got {self.augment_scale}")
+        if not 0.0 <= self.min_prior <= 1.0:
+            raise ConfigError(f"min_prior must lie in [0, 1] (a fraction of 1/K), got {self.min_prior}")
         if self.sigma_decay is not None and not 0.0 < self.sigma_decay <= 1.0:
             raise ConfigError(f"sigma_decay must lie in (0, 1] (or be None: automatic); got {self.sigma_decay}")
         owns = [count for _, count in self.own_schedule] + [self.own_final]
@@ -624,7 +633,7 @@ class GANMM(ClusterModel):
 
     # ------------------------------------------------------------- estimator
     @torch.no_grad()
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         """h(x): the classifier's posterior over the K clusters."""
         x = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device_)
         return self._posterior(x).cpu().numpy()

@@ -297,8 +297,8 @@ class RunStore:
                 "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
                 "n_classes": None if dataset.label_names is None else len(dataset.label_names)}
         clean = sanitize_name(name) if name else ""
-        meta = {"offset": np.asarray(dataset.offset, np.float32),
-                "scale": np.asarray(dataset.scale, np.float32),
+        meta = {"offset": np.asarray(dataset.offset, np.float64),  # the data's units, exactly
+                "scale": np.asarray(dataset.scale, np.float64),
                 "feature_names": np.asarray(dataset.feature_names, dtype=str)}
         if dataset.y is not None:
             meta["y"] = np.asarray(dataset.y, np.int64)

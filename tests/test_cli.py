@@ -163,6 +163,17 @@ def test_a_closed_stderr_does_not_end_the_run(small_csv):
     assert run["status"] == "done" and run["iterations"] >= 1 and run["error"] is None
 
 
+def test_no_stderr_at_all_keeps_stdout_pure_json(small_csv):
+    # `... 2>&-`: Python starts with sys.stderr None, and print(file=None) writes to stdout
+    proc = subprocess.run([sys.executable, "-m", "ganmm", "run", "--dataset", str(small_csv),
+                           "--label-column", "side", "--model", "kmeans", "--clusters", "2"],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=False,
+                          stdout=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(2))
+    assert proc.returncode == 0
+    result = json.loads(proc.stdout)  # one JSON object, no progress lines around it
+    assert result["metrics"]["purity"] == 1.0
+
+
 def test_table_takes_a_files_label_column_and_refuses_bad_lists(small_csv, tmp_path):
     out = ganmm("table", "--dataset", small_csv, "--label-column", "side", "--models", "kmeans",
                 "--seeds", 1, "--json", tmp_path / "t.json")

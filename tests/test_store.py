@@ -243,6 +243,21 @@ def test_export_of_tabular_data(store, tiny_ds, tmp_path):
     assert float(last["x0"]) == pytest.approx(0.5 * tiny_ds.scale[0] + tiny_ds.offset[0], rel=1e-3)
 
 
+def test_data_far_from_zero_keep_their_units_back_and_in_the_export(store, tmp_path):
+    # time stamps near 1.6e9 s that vary by seconds: float32 units made them all 1.6e9
+    rng = np.random.default_rng(0)
+    X = np.column_stack([1.6e9 + 10 * rng.normal(size=30), rng.normal(size=30)])
+    ds = data.from_arrays(X, name="stamps")
+    np.testing.assert_allclose(ds.inverse(ds.X), X, rtol=0, atol=1e-3)  # a thousandth of a second
+    run = store.create_run(dataset=ds, model="gmm", config={}, seed=0, device="cpu")
+    store.append_iteration(run.run_id, snapshot(0, n=30, k=3, d=2, samples=2))
+    store.set_status(run.run_id, "done")
+    files = read_zip(store.export_run(run.run_id, tmp_path / "stamps.zip"))
+    [row] = [r for r in csv.DictReader(io.StringIO(files["samples.csv"].decode())) if r["sample"] == "0"][:1]
+    # sample 0 of iteration 0 is 0.0 in scaled units: the column's mean, to the second
+    assert float(row["x0"]) == pytest.approx(X[:, 0].mean(), abs=1.0) and float(row["x0"]) != 1.6e9
+
+
 def test_export_of_image_data_has_png_tiles(store, tmp_path):
     rng = np.random.default_rng(0)
     ds = data.from_arrays(rng.integers(0, 17, (30, 8, 8)), None, name="imgs", pixel_max=16)
