@@ -233,9 +233,14 @@ def encode_labels(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
         ) from exc
     uniq, inverse = np.unique(strings, return_inverse=True)
     numeric = [_as_float(s) for s in uniq]
-    order = list(range(len(uniq)))
     if all(v is not None for v in numeric):
-        order.sort(key=lambda i: (numeric[i], uniq[i]))
+        # numbers written two ways ("1" and "1.0", as a spreadsheet may mix them) are
+        # one class, named by its shortest spelling, as a numeric array's labels are
+        values, code_of = np.unique(np.asarray(numeric, dtype=np.float64), return_inverse=True)
+        names = [min((str(u) for u, c in zip(uniq, code_of) if c == k), key=lambda t: (len(t), t))
+                 for k in range(len(values))]
+        return code_of.astype(np.int64)[inverse.reshape(-1)], tuple(names)
+    order = sorted(range(len(uniq)), key=lambda i: uniq[i])
     rank = np.empty(len(uniq), dtype=np.int64)
     rank[order] = np.arange(len(uniq))
     return rank[inverse.reshape(-1)], tuple(str(uniq[i]) for i in order)
@@ -259,12 +264,15 @@ def _as_float(s: str) -> float | None:
 
 
 def _scale_image(X: np.ndarray, pixel_max: float | None) -> tuple[float, float]:
-    """(offset, scale) taking pixels to [0, 1]: /pixel_max, /255, as is, or min-max."""
+    """(offset, scale) taking pixels to [0, 1]: /pixel_max, as is, /16 (whole
+    numbers up to 16: scikit-learn's digits' 17 grey levels), /255, or min-max."""
     if pixel_max is not None:
         return 0.0, float(pixel_max)
     lo, hi = float(X.min()), float(X.max())
     if lo >= 0 and hi <= 1:
         return 0.0, 1.0
+    if lo >= 0 and hi <= 16 and np.all(np.floor(X) == X):
+        return 0.0, 16.0
     if lo >= 0 and hi <= 255:
         return 0.0, 255.0
     if not float(np.finfo(np.float32).tiny) <= hi - lo <= _FLOAT32_MAX / 2:  # scaled in float32

@@ -339,7 +339,7 @@ def _table_from_array(arr: np.ndarray, what: str) -> Table:
     if arr.ndim == 1:
         return Table(arr.reshape(-1, 1), None, None, None)
     if arr.ndim == 2:
-        return Table(arr, None, None, None)
+        return Table(arr, None, None, _image_shape(arr, None) if arr.dtype.kind in "biuf" else None)
     if arr.ndim == 3:
         n, h, w = arr.shape
         return Table(arr.reshape(n, h * w), None, None, (h, w))
@@ -370,12 +370,11 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
     """
     text = _decode(data)
     delimiter = _sniff_delimiter(text)
-    counts, first_two, header_lines = _scan_rows(text, delimiter)
-    if not first_two:
+    counts, head_rows, header_lines = _scan_rows(text, delimiter)
+    if not head_rows:
         raise DataError("the file is empty: it holds no rows; choose a file with data")
-    first = first_two[0]
-    second = first_two[1] if len(first_two) > 1 else None
-    has_header = _looks_like_header(first, second, label_column)
+    first = head_rows[0]
+    has_header = _looks_like_header(head_rows, label_column)
     width = len(first)
     names = _column_names(first if has_header else None, width)
     n_rows = counts - (1 if has_header else 0)
@@ -401,7 +400,9 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
         frame = pd.read_csv(
             io.StringIO(text), sep=delimiter, header=None,
             skiprows=header_lines if has_header else 0, skipinitialspace=True,
-            keep_default_na=False, na_values=list(_MISSING), engine="c",
+            # a label column's "NA", "None" or "?" is a class name; only an empty cell is missing there
+            keep_default_na=False, engine="c",
+            na_values={j: [""] if j == label_idx else list(_MISSING) for j in range(width)},
             low_memory=False, dtype={label_idx: str} if label_idx is not None else None,
         )
     except MALFORMED_INPUT_ERRORS as exc:
@@ -421,8 +422,9 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
         missing = np.flatnonzero(column.isna().to_numpy())
         if missing.size:
             raise DataError(
-                f"the label column {label_column!r} has {missing.size:,} empty cells, "
-                f"the first in data row {missing[0] + 1}; fill them or remove those rows"
+                f"the label column {label_column!r} has {missing.size:,} empty "
+                f"cell{'s' if missing.size > 1 else ''}, the first in data row {missing[0] + 1}; "
+                "fill them or remove those rows"
             )
         labels = np.array([str(v).strip() for v in column], dtype=str)
     # a column with no name and no values (a trailing separator) is dropped
@@ -430,15 +432,60 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
     unnamed = [not (has_header and first[j]) for j in range(width)]
     keep = [j for j in range(width) if j != label_idx and not (empty[j] and unnamed[j])]
     dtypes = frame.dtypes.tolist()
-    bad = [names[j] for j in keep if not pd.api.types.is_numeric_dtype(dtypes[j])]
+    bad = [j for j in keep if not pd.api.types.is_numeric_dtype(dtypes[j])]
     if bad:
+        cells = [str(v) for j in bad[:8] for v in frame.iloc[:20, j].dropna()]
+        if cells and all(_DECIMAL_COMMA.fullmatch(c) for c in cells):
+            raise DataError(
+                f"the numbers use decimal commas ({cells[0]} in column {names[bad[0]]!r}); "
+                "save the file with decimal points (in a spreadsheet: English number format), "
+                "separated by commas, semicolons or tabs")
+        bad_names = [names[j] for j in bad]
         raise DataError(
             f"the file has {len(bad)} column{'s' if len(bad) > 1 else ''} that "
-            f"{'are' if len(bad) > 1 else 'is'} not numbers ({_short_list(bad)}); "
+            f"{'are' if len(bad) > 1 else 'is'} not numbers ({_short_list(bad_names)}); "
             f"choose one as the label column or remove them"
         )
+    if keep and keep[0] == 0 and has_header and not first[0] and _row_numbers(frame.iloc[:, 0]):
+        keep = keep[1:]  # pandas' index written by to_csv: an unnamed column 0..n-1 is no feature
     X = frame.iloc[:, keep].to_numpy(dtype=np.float64) if keep else np.empty((n_rows, 0))
-    return Table(X, labels, tuple(names[j] for j in keep), None)
+    feature_names = tuple(names[j] for j in keep)
+    return Table(X, labels, feature_names, _image_shape(X, feature_names if has_header else None))
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+_PIXEL_NAME = re.compile(r"(?:pixel|pix|px|p)[ _.-]?\d+(?:[ _.x-]\d+)?|\d+x\d+", re.ASCII | re.IGNORECASE)
+
+
+def _row_numbers(column: pd.Series) -> bool:
+    """True for a column holding 0, 1, ..., n-1 (or 1, ..., n): row numbers."""
+    values = column.to_numpy()
+    if values.dtype.kind not in "iu" or not len(values):
+        return False
+    return bool(np.array_equal(values, np.arange(values[0], values[0] + len(values))) and values[0] in (0, 1))
+
+
+def _image_shape(X: np.ndarray, names: tuple[str, ...] | None) -> tuple[int, int] | None:
+    """(side, side) when a table's rows are flattened square images, else None.
+
+    Rows are images when their width is a square of 8 or more and every value
+    is a whole number from 0 to 255, and either the columns are named as pixels
+    (``pixel0``, ``pixel_3_4``, ``1x1``; then values in [0, 1] count too) or
+    the file names no columns and the images are 16x16 or larger (the MNIST
+    CSVs: 784 values per row). A table of counts with 64 unnamed columns stays
+    a table."""
+    n, d = X.shape
+    side = math.isqrt(d)
+    if side < 8 or side * side != d or n == 0:
+        return None
+    pixel_names = names is not None and all(_PIXEL_NAME.fullmatch(name) for name in names)
+    if not pixel_names and (names is not None or side < 16):
+        return None
+    lo, hi = float(X.min()), float(X.max())
+    if lo < 0 or hi > 255:
+        return None
+    whole = bool(np.all(np.floor(X) == X))
+    return (side, side) if whole or (pixel_names and hi <= 1) else None
 
 
 def csv_columns(data: bytes) -> list[str]:
@@ -446,6 +493,21 @@ def csv_columns(data: bytes) -> list[str]:
     its first lines only: what a page offers as label columns before the file
     can be loaded."""
     return _csv_head(data)[0]
+
+
+LABEL_NAMES = frozenset({"label", "labels", "class", "classes", "target", "y", "digit", "species",
+                         "category", "truth"})
+"""column names a page takes for the label column when no column holds text"""
+
+
+def label_guess(columns: list[str], text_columns: list[str]) -> str | None:
+    """The column a page preselects as the labels: the one column that holds text
+    (the file cannot load with it among the features), else a column named
+    like labels (``label``, ``class``, ``target``, ...), else None."""
+    if text_columns:
+        return text_columns[0] if len(text_columns) == 1 else None
+    named = [c for c in columns if c.strip().lower() in LABEL_NAMES]
+    return named[0] if len(named) == 1 else None
 
 
 def csv_column_kinds(data: bytes) -> tuple[list[str], list[str]]:
@@ -466,11 +528,11 @@ def _csv_head(data: bytes) -> tuple[list[str], list[list[str]]]:
     if len(text) > 2**20 and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut short (as in _sniff_delimiter)
     head = "\n".join(lines[:_SNIFF_LINES])
-    _, first_two, _ = _scan_rows(head, delimiter)
-    if not first_two:
+    _, head_rows, _ = _scan_rows(head, delimiter)
+    if not head_rows:
         return [], []
-    first, second = first_two[0], first_two[1] if len(first_two) > 1 else None
-    header = _looks_like_header(first, second, None)
+    first = head_rows[0]
+    header = _looks_like_header(head_rows, None)
     rows = [row for row in csv.reader(io.StringIO(head), delimiter=delimiter, skipinitialspace=True)
             if any(c.strip() for c in row)]  # cells as the loader sees them: no leading blanks
     return _column_names(first if header else None, len(first)), rows[1:] if header else rows
@@ -514,12 +576,12 @@ def _sniff_delimiter(text: str) -> str:
 def _scan_rows(text: str, delimiter: str) -> tuple[int, list[list[str]], int]:
     """Count records and check that all have the same number of fields.
 
-    Returns the record count, the first two records, and the line on which the
-    first record ends (the lines to skip past a header).
+    Returns the record count, the first records (up to ``_SNIFF_LINES``), and the
+    line on which the first record ends (the lines to skip past a header).
     """
     if '"' in text or delimiter == " ":
         return _scan_rows_quoted(text, delimiter)
-    count, first_two, width, header_lines = 0, [], 0, 0
+    count, head_rows, width, header_lines = 0, [], 0, 0
     for line_num, line in enumerate(io.StringIO(text, newline=None), start=1):
         if not line.strip() and delimiter not in line:  # a blank line
             continue
@@ -527,17 +589,17 @@ def _scan_rows(text: str, delimiter: str) -> tuple[int, list[list[str]], int]:
         count += 1
         if count == 1:
             width, header_lines = fields, line_num
-        if count <= 2:
-            first_two.append([cell.strip() for cell in line.split(delimiter)])
+        if count <= _SNIFF_LINES:
+            head_rows.append([cell.strip() for cell in line.split(delimiter)])
         if fields != width:
             raise _ragged(line_num, fields, width)
-    return count, first_two, header_lines
+    return count, head_rows, header_lines
 
 
 def _scan_rows_quoted(text: str, delimiter: str) -> tuple[int, list[list[str]], int]:
     """:func:`_scan_rows` for text with quoted fields, using the csv module."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
-    count, first_two, width, header_lines = 0, [], 0, 0
+    count, head_rows, width, header_lines = 0, [], 0, 0
     try:
         for row in reader:
             if len(row) <= 1 and not "".join(row).strip():  # a blank line
@@ -545,8 +607,8 @@ def _scan_rows_quoted(text: str, delimiter: str) -> tuple[int, list[list[str]], 
             count += 1
             if count == 1:
                 width, header_lines = len(row), reader.line_num
-            if count <= 2:
-                first_two.append([cell.strip() for cell in row])
+            if count <= _SNIFF_LINES:
+                head_rows.append([cell.strip() for cell in row])
             if len(row) != width:
                 raise _ragged(reader.line_num, len(row), width)
     except csv.Error as exc:
@@ -554,7 +616,7 @@ def _scan_rows_quoted(text: str, delimiter: str) -> tuple[int, list[list[str]], 
             f"line {reader.line_num} could not be read as CSV ({exc}); "
             f"fix the quoting on that line"
         ) from exc
-    return count, first_two, header_lines
+    return count, head_rows, header_lines
 
 
 def _ragged(line_num: int, fields: int, width: int) -> DataError:
@@ -570,16 +632,31 @@ def _is_number(cell: str) -> bool:
     return cell in _MISSING_SET or _NUMBER.fullmatch(cell) is not None
 
 
-def _looks_like_header(
-    first: list[str], second: list[str] | None, label_column: str | None
-) -> bool:
-    """A header is a first row with words where the data below has numbers."""
+def _looks_like_header(rows: list[list[str]], label_column: str | None) -> bool:
+    """A header is a first row with words where the data below has numbers, or
+    whose numbers count up as names do (``country,1990,2000,2010`` above rows
+    that do not: years, wavelengths, pixel numbers as column names)."""
+    first, below = rows[0], rows[1:]
     words = [not _is_number(cell) for cell in first]
     if not any(words):
         return False
-    if second is None or all(words) or (label_column is not None and label_column in first):
+    if not below or all(words) or (label_column is not None and label_column in first):
         return True
-    return any(w and _is_number(cell) for w, cell in zip(words, second))
+    if any(w and _is_number(cell) for w, cell in zip(words, below[0])):
+        return True
+    return _counts_up(first) and not any(_counts_up(row) for row in below)
+
+
+_INTEGER = re.compile(r"[ \t]*[+-]?\d+[ \t]*", re.ASCII)
+
+
+def _counts_up(row: list[str]) -> bool:
+    """True when the row's numbers are two or more whole numbers, each larger than the last."""
+    numbers = [cell for cell in row if _is_number(cell) and cell not in _MISSING_SET]
+    if len(numbers) < 2 or not all(_INTEGER.fullmatch(cell) for cell in numbers):
+        return False
+    values = [int(cell) for cell in numbers]
+    return all(a < b for a, b in zip(values, values[1:]))
 
 
 def _column_names(header: list[str] | None, width: int) -> list[str]:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from ganmm import data, plots
 from ganmm.errors import GanmmError
-from ganmm.loaders import ACCEPTED_TYPES
+from ganmm.loaders import ACCEPTED_TYPES, label_guess
 from ganmm.ui import common
 from ganmm.uploads import save_upload
 
@@ -40,7 +40,7 @@ def upload_ui() -> common.DataChoice | None:
     if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.name.lower().endswith((".csv.gz", ".tsv.gz", ".txt.gz")):
         columns, text = _csv_columns(str(path))
         if columns:
-            guess = text[0] if len(text) == 1 else None  # the one column that is not numbers
+            guess = label_guess(columns, text)  # the one column that is not numbers, or one named "label"
             # a key per file: a shared one kept the last file's "(no labels)" while
             # showing this file's guess, and loading failed on its text column
             pick = st.selectbox("Label column", ["(no labels)"] + columns,

@@ -17,6 +17,7 @@ from ganmm.data import (
     list_builtins, load, load_builtin, load_bytes, validate,
 )
 from ganmm.errors import DataError
+from ganmm.loaders import label_guess
 
 TWO_D = ["blobs", "moons", "circles", "aniso", "varied", "spirals"]
 
@@ -555,3 +556,74 @@ def test_csv_columns_of_a_wide_file_whose_first_lines_pass_64_kb(tmp_path):
     path = tmp_path / "wide.csv"
     path.write_text(",".join(names) + "\n" + "\n".join([row] * 40) + "\n")
     assert csv_columns(str(path)) == names
+
+
+@pytest.mark.parametrize("text, names, rows, labels", [
+    # numbers as column names over rows that do not count up: a header
+    ("country,1990,2000,2010\nFrance,1.1,1.5,2.0\nChad,0.1,0.2,0.3\nPeru,0.4,0.6,0.9\n",
+     ["country", "1990", "2000", "2010"], 3, ("Chad", "France", "Peru")),
+    ("400,410,420,class\n1.5,2.5,3.5,a\n0.5,1.5,2.5,b\n0.1,0.2,0.9,a\n", ["400", "410", "420", "class"], 3, ("a", "b")),
+    # rows that all count up are data, the first one too
+    ("cat,1,2,3\ndog,2,3,4\ncat,3,4,5\n", ["x0", "x1", "x2", "x3"], 3, ("cat", "dog")),
+])
+def test_numbers_as_column_names_are_a_header(tmp_path, text, names, rows, labels):
+    path = write(tmp_path, "t.csv", text)
+    columns, text_columns = csv_column_kinds(str(path))
+    assert columns == names and len(text_columns) == 1  # the page offers the real label column's name
+    ds = load(str(path), label_column=text_columns[0])
+    assert ds.n_samples == rows and ds.label_names == labels
+
+
+def _csv(header, rows):
+    return ((header + "\n") if header else "") + "\n".join(",".join(map(str, r)) for r in rows) + "\n"
+
+
+def test_flattened_images_in_a_table_are_read_as_images():
+    digits = load_builtin("digits")
+    pixels, names = np.rint(digits.X * 16).astype(int), np.array(digits.label_names)[digits.y]
+    header = "label," + ",".join(f"pixel{j}" for j in range(64))
+    ds = load_bytes(_csv(header, [[n, *p] for n, p in zip(names, pixels)]).encode(), "digits.csv",
+                    label_column="label")
+    assert ds.kind == "image" and ds.image_shape == (8, 8)
+    np.testing.assert_array_equal(ds.X, digits.X)  # 17 grey levels: divided by 16, as the built-in set
+    # the MNIST CSVs: no header, the label first, 784 whole numbers 0..255
+    mnist = np.random.default_rng(0).integers(0, 256, (12, 784))
+    ds = load_bytes(_csv(None, [[i % 3, *p] for i, p in enumerate(mnist)]).encode(), "mnist.csv", label_column="x0")
+    assert ds.kind == "image" and ds.image_shape == (28, 28)
+    np.testing.assert_allclose(ds.X, mnist / 255, atol=1e-7)
+    img = load_bytes(npy_bytes(mnist.astype(np.uint8)), "flat.npy")  # a 2-D array of such rows
+    assert img.kind == "image" and img.image_shape == (28, 28)
+    # 64 unnamed columns of counts stay a table; so do named columns that are not pixels
+    counts = np.random.default_rng(1).integers(1, 6, (20, 64))
+    assert load_bytes(_csv(None, counts).encode(), "survey.csv").kind == "tabular"
+    named = _csv(",".join(f"q{j}" for j in range(64)), counts)
+    assert load_bytes(named.encode(), "survey.csv").kind == "tabular"
+    assert load_bytes(_csv(None, mnist - 1).encode(), "signed.csv").kind == "tabular"  # a -1: not pixels
+
+
+def test_what_spreadsheets_and_pandas_write_loads_as_meant():
+    # pandas' to_csv writes its index as an unnamed first column: not a feature
+    text = _csv(",a,b", [[i, 0.5 * i, (-1) ** i] for i in range(10)])
+    assert load_bytes(text.encode(), "frame.csv").feature_names == ("a", "b")
+    named_zero = _csv("id,a,b", [[i, 0.5 * i, (-1) ** i] for i in range(10)])  # a named column is kept
+    assert load_bytes(named_zero.encode(), "frame.csv").feature_names == ("id", "a", "b")
+    # class names that read as missing elsewhere are names in the label column; an empty one is missing
+    ds = load_bytes(b"x,y,c\n1,2,NA\n3,4,None\n5,6,?\n7,8,NA\n", "t.csv", label_column="c")
+    assert ds.label_names == ("?", "NA", "None") and ds.y.tolist() == [1, 2, 0, 1]
+    with pytest.raises(DataError, match="the label column 'c' has 1 empty cell, the first in data row 2"):
+        load_bytes(b"x,y,c\n1,2,a\n3,4,\n5,6,b\n", "t.csv", label_column="c")
+    # 1 and 1.0 are one class, as in a numeric array
+    ds = load_bytes(b"x,y,c\n1,2,1\n3,4,1.0\n5,6,2.0\n", "t.csv", label_column="c")
+    assert ds.label_names == ("1", "2.0") and ds.y.tolist() == [0, 0, 1]
+    # decimal commas, as a spreadsheet in many languages writes them: said, not "choose a label"
+    with pytest.raises(DataError, match=r"decimal commas \(1,5 in column 'a'\)"):
+        load_bytes(b"a;b\n1,5;2,5\n3,5;4,5\n", "eu.csv")
+
+
+def test_the_page_guesses_the_label_column_by_text_or_by_name():
+    assert label_guess(["a", "b", "species"], ["species"]) == "species"
+    assert label_guess(["a", "name", "species"], ["name", "species"]) is None  # two: the user picks
+    # numeric labels: a column named like labels (the digits and MNIST CSVs' "label")
+    assert label_guess(["label", "pixel0", "pixel1"], []) == "label"
+    assert label_guess(["x", " Class ", "z"], []) == " Class "
+    assert label_guess(["x0", "x1"], []) is None and label_guess(["y", "target"], []) is None
