@@ -11,6 +11,7 @@ import streamlit as st
 from ganmm.errors import GanmmError
 from ganmm.models import DESCRIPTIONS
 from ganmm.ui import common, forms
+from ganmm.ui.compare import metric_text
 
 st.set_page_config(page_title="GANMM Studio", layout="wide")
 
@@ -57,10 +58,28 @@ def runs_table(records) -> pd.DataFrame:
             "name": r.name, "status": f"{r.status} · damaged" if r.damaged else r.status, "model": r.model, "dataset": r.dataset,
             "progress": f"{r.iterations if r.iterations is not None else '-'} / {max_iter or '?'}",
             "device": r.device,
-            **{m: r.metrics.get(m) for m in ("purity", "ari", "nmi", "acc")},
+            **{m: metric_text(r.metrics.get(m)) for m in ("purity", "ari", "nmi", "acc")},
             "created": pd.Timestamp(r.created, unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": r.run_id})
     return pd.DataFrame(rows)
+
+
+RUNS_REFRESH_SECONDS = 3.0  # how often Home reads the run list again (a string here would be drawn)
+
+
+def _still(run_id: str, doing: str) -> bool:
+    """True when the run is still active; else says why the click did nothing (the
+    list is a few seconds old: the run may have ended or gone meanwhile)."""
+    try:
+        record = common.store().get_run(run_id)
+    except GanmmError:
+        st.session_state["home-said"] = ("info", f"Nothing to {doing}: the run {run_id} was deleted meanwhile.")
+        return False
+    if not common.is_active(record):
+        st.session_state["home-said"] = ("info", f"Nothing to {doing}: the run {record.name} ended "
+                                                   f"meanwhile ({record.status}).")
+        return False
+    return True
 
 
 def run_actions_ui(records) -> None:
@@ -81,13 +100,16 @@ def run_actions_ui(records) -> None:
     # (this page does not redraw by itself, and it kept offering Pause)
     if record.status == "paused" or (mine and common.manager().pause_asked(run_id)):
         if cols[2].button("Resume", key="home-resume", disabled=not mine):
-            common.manager().resume(run_id)
+            if _still(run_id, "resume"):
+                common.manager().resume(run_id)
             st.rerun()
     elif cols[2].button("Pause", key="home-pause", disabled=not mine):
-        common.manager().pause(run_id)
+        if _still(run_id, "pause"):
+            common.manager().pause(run_id)
         st.rerun()
     if cols[3].button("Stop", key="home-stop", disabled=not mine):
-        common.manager().stop(run_id, wait=False)
+        if _still(run_id, "stop"):
+            common.manager().stop(run_id, wait=False)
         st.rerun()
     confirm = cols[4].checkbox("confirm delete", key=f"home-confirm-{run_id}")
     if cols[4].button("Delete", key="home-delete", disabled=not confirm or common.is_active(record)):
@@ -97,29 +119,39 @@ def run_actions_ui(records) -> None:
             st.error(str(exc))
         else:
             st.session_state.pop("run_id", None)
-            st.session_state["home-said"] = f"Deleted the run {record.name} ({run_id})."
+            st.session_state["home-said"] = ("success", f"Deleted the run {record.name} ({run_id}).")
             st.rerun()
     if cols[5].button("Prepare zip", key="home-zip"):
         with tempfile.TemporaryDirectory() as tmp:
             path = common.store().export_run(run_id, Path(tmp) / f"{run_id}.zip")
             st.session_state["zip"] = (run_id, path.read_bytes())
+    if common.is_active(record) and not mine:
+        st.caption(common.OTHER_PROCESS)
+    elif common.is_active(record):
+        st.caption("Delete takes runs that have ended: stop this one first.")
     prepared = st.session_state.get("zip")
     if prepared and prepared[0] == run_id:
         cols[5].download_button("Download zip", prepared[1], file_name=f"ganmm-{run_id}.zip",
                                 mime="application/zip", key="home-download")
 
 
+@st.fragment(run_every=RUNS_REFRESH_SECONDS)
+def runs_ui() -> None:
+    """The run list and its actions, read again every few seconds: runs started
+    from the command line appear, and training ones move on, without a reload."""
+    records = common.store().list_runs()
+    if not records:
+        st.info("No runs yet. Start one with the quick start above, on the Train page, "
+                "or from the command line (`python -m ganmm run ...`): every run appears here.")
+        return
+    st.dataframe(runs_table(records), hide_index=True, width="stretch")  # metrics as text: "-" for none
+    run_actions_ui(records)
+
+
 intro_ui()
 quick_start_ui()
 st.subheader("Runs")
 if said := st.session_state.pop("home-said", None):  # what the last action did, once
-    st.success(said)
-records = common.store().list_runs()
-if not records:
-    st.info("No runs yet. Start one with the quick start above, on the Train page, "
-            "or from the command line (`python -m ganmm run ...`): every run appears here.")
-else:
-    st.dataframe(runs_table(records), hide_index=True, width="stretch",
-                 column_config={m: st.column_config.NumberColumn(format="%.3f")
-                                for m in ("purity", "ari", "nmi", "acc")})
-    run_actions_ui(records)
+    kind, text = said
+    (st.success if kind == "success" else st.info)(text)
+runs_ui()

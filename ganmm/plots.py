@@ -168,6 +168,12 @@ def loss_curves(iterations: Sequence[int], losses: Mapping[str, Sequence[float]]
     return _made(traces, "Losses", "iteration", "loss", height)
 
 
+def percent_format(top: float) -> str:
+    """A tick format for fractions on an axis from 0 to ``top``: whole percents
+    from 5% up, then one or two decimals (below 2% every tick read "0%")."""
+    return ".0%" if top >= 0.05 else ".1%" if top >= 0.005 else ".2%"
+
+
 def changed_curve(iterations: Sequence[int], changed: Sequence[float], *, log_y: bool = False,
                   height: int = 280) -> go.Figure:
     """Fraction of points that changed cluster per iteration; changed (T,) in [0, 1].
@@ -178,7 +184,8 @@ def changed_curve(iterations: Sequence[int], changed: Sequence[float], *, log_y:
                 mode="lines+markers", name="changed", line=dict(color="#444"),
                 hovertemplate="%{y:.2%} changed<extra></extra>")
     top = float(np.nanmax(y)) if np.isfinite(y).any() else 0.0
-    yaxis = dict(type="log") if log_y else dict(range=[0, top * 1.05 if top > 0 else 1.0], tickformat=".0%")
+    yaxis = dict(type="log") if log_y else dict(range=[0, top * 1.05 if top > 0 else 1.0],
+                                                tickformat=percent_format(top))
     return _made([line], "Points that changed cluster", "iteration", "fraction changed", height, yaxis=yaxis)
 
 
@@ -526,7 +533,8 @@ def lesson_curves(series: Mapping[str, tuple[Sequence[int], Sequence[float]]], t
     shapes = [] if marker is None else [dict(
         type="line", x0=marker, x1=marker, xref="x", y0=0, y1=1, yref="y domain",
         line=dict(color="#000" if contrast else "#888", dash="dot", width=1.5))]
-    yaxis = dict(tickformat=".0%", rangemode="tozero") if percent else {}
+    finite = [v for _, vals in series.values() for v in _floats(vals) if np.isfinite(v)]
+    yaxis = dict(tickformat=percent_format(max(finite, default=1.0)), rangemode="tozero") if percent else {}
     xaxis, notes = {}, []
     if not any(len(vals) for _, vals in series.values()):  # iteration 0: plotly's empty axes read -1..4, 0-400%
         yaxis["range"], xaxis = [0, 1], dict(range=[0, 1], showticklabels=False)

@@ -31,6 +31,8 @@ with st.expander("New run", expanded=form_open):
             st.session_state["train-pending"] = (choice, ds, request)  # the data of this click
         if st.session_state.get("train-error"):
             st.error(st.session_state["train-error"])
+        if note := st.session_state.pop("train-note", None):  # once
+            st.info(note)
 
 
 def start_pending() -> None:
@@ -46,6 +48,12 @@ def start_pending() -> None:
         features, done, said = common.embedded_space(raw, request.seed, device=request.device)
         if features is None and not said.startswith("The autoencoder failed"):
             st.progress(done, text=said)
+            if st.button("Cancel", key="train-cancel-autoencoder",
+                         help="stop the autoencoder after its current epoch; no run starts"):
+                st.session_state.pop("train-pending", None)
+                common.cancel_embedded_space(raw, request.seed)
+                st.session_state["train-note"] = "Cancelled: the autoencoder stops, and no run started."
+                st.rerun()
             return
     st.session_state.pop("train-pending", None)
     try:
@@ -57,8 +65,14 @@ def start_pending() -> None:
     except GanmmError as exc:
         st.session_state["train-error"] = str(exc)
     else:
-        st.session_state["run_id"] = st.session_state["train-run"] = run_id  # show it below
-        st.toast(f"Run {run_id} started")
+        # show it below, in a picker of its own: a refresh of the live view that the
+        # browser sent before it heard of the new run carries the old picker's value,
+        # and it won that race now and then (2 of 7 starts in a browser audit)
+        st.session_state["run_id"] = run_id
+        st.session_state["train-picker"] = st.session_state.get("train-picker", 0) + 1
+        queued = common.store().get_run(run_id).status == "queued"
+        st.toast(f"Run {run_id} queued: it starts when a run training now ends" if queued
+                 else f"Run {run_id} started")
     st.rerun()  # the whole page: the form shows the error, or the live view the run
 
 
@@ -66,7 +80,9 @@ if "train-pending" in st.session_state:
     st.fragment(start_pending, run_every=1.0)()
 
 records = common.store().list_runs()
-run_id = forms.run_picker(records, key="train-run", default=st.session_state.get("run_id"))
+picker = st.session_state.get("train-picker", 0)  # a new one for each run started here
+run_id = forms.run_picker(records, key="train-run" if not picker else f"train-run-{picker}",
+                          default=st.session_state.get("run_id"))
 if run_id is None:
     st.info("No runs yet: start one above, or use the quick start on the home page.")
 else:

@@ -50,7 +50,7 @@ def test_snapshots_follow_the_contract(two_blobs, cls, preset):
 @pytest.mark.parametrize("stop", ["max_iter", "time_budget", "converged"])
 def test_samples_come_every_few_iterations_and_with_the_last(two_blobs, stop):
     X, _ = two_blobs
-    settings = {"max_iter": dict(max_iter=7, tol=-1), "time_budget": dict(max_iter=10_000, tol=-1, time_budget=4.0),
+    settings = {"max_iter": dict(max_iter=7, tol=-1), "time_budget": dict(max_iter=10_000, tol=-1, time_budget=4.0, classifier_warmup=5),
                 "converged": dict(max_iter=10_000, tol=1.0, patience=5)}[stop]
     snaps = list(tiny(n_clusters=2, samples_every=3, **settings).fit_iter(X))
     has = [s.samples is not None for s in snaps]

@@ -95,7 +95,8 @@ def test_home_lists_runs_with_their_metrics_and_actions():
     table = at.dataframe[0].value
     row = table[table["run id"] == run_id].iloc[0]
     assert row["name"] == "my moons run" and row["status"] == "done" and row["progress"] == "4 / 4"
-    assert 0 <= row["ari"] <= 1
+    ari = get_manager().store.get_run(run_id).metrics["ari"]
+    assert row["ari"] == f"{ari:.3f}"  # as text: a run without labels shows "-", not "None"
     labels = {b.label for b in at.button}
     assert {"Open", "Compare", "Pause", "Stop", "Delete", "Prepare zip"} <= labels
     at.button(key="home-zip").click().run()
@@ -658,3 +659,86 @@ def test_a_live_view_never_waits_for_new_samples_to_be_placed_in_the_picture(mon
     assert umap_title(at).endswith(f"generator samples of iteration {newest}")
     assert projector.waits == [0.0]  # the page drawn once more takes the placement kept in the meantime
     assert at.session_state[f"live-placing-{run_id}"] is False  # nothing left to wait for: the timer is off
+
+
+def test_a_run_whose_process_died_is_marked_interrupted_by_the_pages():
+    """A command-line run killed with -9 stayed "running" on every page, with no
+    button to end it, until the server restarted."""
+    from ganmm.ui import common
+
+    run_id = finished_run(name="killed")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    store = get_manager().store
+    with store._write() as db:
+        db.execute("UPDATE runs SET status = 'running', pid = ?, finished = NULL WHERE run_id = ?",
+                   (gone.pid, run_id))
+    common._last_recovery[0] = 0.0  # as if the last look was long ago
+    at = page("Home.py").run()
+    assert not at.exception
+    record = store.get_run(run_id)
+    assert record.status == "interrupted" and f"pid {gone.pid}" in record.error
+    assert at.dataframe[0].value.iloc[0]["status"].startswith("interrupted")
+
+
+def test_runs_of_the_default_preset_group_together_however_it_was_named():
+    """The command line records no preset unless one is given, the form "default":
+    the mean ± std table kept their seeds apart."""
+    from ganmm.ui import compare
+
+    mgr = get_manager()
+    tiny = {"n_clusters": 2, **TINY_GAN, "max_iter": 2}
+    runs = [mgr.start(data.load("moons"), "ganmm", tiny, seed=seed, preset=preset, dataset_source="moons")
+            for seed, preset in ((0, None), (1, "default"))]
+    records = [mgr.wait(r, timeout=120) for r in runs]
+    assert [r.config.get("preset") for r in records] == [None, "default"]
+    table = compare.seed_table(records)
+    assert len(table) == 1 and table.iloc[0]["seeds"] == 2 and table.iloc[0]["preset"] == "default"
+
+
+def test_a_run_deleted_while_shown_is_said_so_not_a_command_line_hint():
+    run_id = finished_run(name="to delete")
+    keep = finished_run(name="kept")
+    at = page("pages/2_Train.py")
+    at.session_state["run_id"] = run_id
+    at.run()
+    assert not at.exception and any(m.value == "#### to delete" for m in at.markdown)
+    get_manager().store.delete_run(run_id)
+    at.run()
+    assert not at.exception
+    assert not any("python -m ganmm runs" in e.value for e in at.error)
+    assert at.selectbox(key="train-run").value == keep  # the picker moved to a run that exists
+
+
+def test_a_queued_run_says_it_waits_for_a_free_slot():
+    from ganmm.ui import live
+
+    mgr = get_manager()
+    busy = [start_tiny_gan(name=f"busy {i}") for i in range(mgr.max_concurrent)]
+    queued = start_tiny_gan(name="waiting")
+    try:
+        record = mgr.store.get_run(queued)
+        assert record.status == "queued"
+        assert live._waiting_for(record).startswith("Queued: it starts when one of the runs training now ends")
+    finally:
+        for run_id in (queued, *busy):
+            mgr.stop(run_id, timeout=60)
+
+
+def test_the_autoencoder_wait_can_be_cancelled():
+    """The Train page's Cancel under the autoencoder's progress: the training stops
+    after its epoch (it went on for minutes, and held the server at exit)."""
+    from ganmm.ui import common
+
+    ds, deadline = data.load("digits"), time.monotonic() + 120
+    while "epoch" not in (said := common.embedded_space(ds, seed=5)[2]):
+        assert time.monotonic() < deadline, said
+        time.sleep(0.1)
+    common.cancel_embedded_space(ds, seed=5)
+    # the one background worker is free again long before 300 epochs could end
+    free = common.background().submit(("probe", time.time()), lambda: "free")
+    assert free.result(timeout=60) == "free"
+    assert not list((common.store().home / "cache").rglob("*.npz"))  # nothing half-trained was kept
+    features, done, said = common.embedded_space(ds, seed=5)  # asked again: it trains anew
+    assert features is None and done < 0.5
+    common.cancel_embedded_space(ds, seed=5)

@@ -343,3 +343,11 @@ def test_curves_of_one_iteration_are_drawn_as_points():
     many = [plots.sizes_area([0, 1, 2], np.ones((3, 2), int)), plots.loss_curves([0, 1, 2], {"critic": [1, 2, 3]})]
     assert all(t.mode == "lines" for fig in many for t in fig.data)
 
+
+
+@pytest.mark.parametrize("top, ticks", [(0.5, ".0%"), (0.05, ".0%"), (0.016, ".1%"), (0.002, ".2%")])
+def test_small_fractions_get_ticks_that_tell_them_apart(top, ticks):
+    # below 2% changed, every tick of the changed-points axis read "0%"
+    assert plots.changed_curve([0, 1, 2], [top, top / 2, 0.0]).layout.yaxis.tickformat == ticks
+    fig = plots.lesson_curves({"a": ([0, 1], [top, 0.0])}, "changed", "fraction", percent=True)
+    assert fig.layout.yaxis.tickformat == ticks

@@ -7,8 +7,10 @@ these helpers; the helpers call the library; nothing here trains a model.
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ import streamlit as st
 from .. import data, uploads
 from ..errors import GanmmError
 from ..runs import RunManager, get_manager, load_run_dataset
-from ..store import ACTIVE, RunRecord, RunStore
+from ..store import ACTIVE, RunRecord, RunStore, StoreError
 
 MAX_CONCURRENT = 2
 """runs that train at once in one server; the others wait queued"""
@@ -104,12 +106,16 @@ def embedded_space(ds: data.Dataset, seed: int, device: str = "auto") -> tuple[d
     progress = _AE_PROGRESS.setdefault(key, [0, DEFAULT_CONFIG.epochs, None])
 
     def seen(epoch: int, epochs: int, loss: float) -> None:
+        if key in _AE_CANCELLED:
+            raise AutoencoderCancelled("the autoencoder's training was cancelled")
         progress[:] = [epoch, epochs, loss]
 
+    _AE_CANCELLED.discard(key)
     fut = background().submit(key, lambda: embedded_dataset(ds, seed=seed, device=device, progress=seen))
     if fut.done():
         if fut.exception() is not None:
             background().forget(key)  # the next click tries again
+            _AE_PROGRESS.pop(key, None)
             return None, 0.0, f"The autoencoder failed: {fut.exception()}"
         return fut.result(), 1.0, "The embedded space is ready."
     epoch, epochs, loss = progress
@@ -122,10 +128,49 @@ def embedded_space(ds: data.Dataset, seed: int, device: str = "auto") -> tuple[d
 
 _AE_PROGRESS: dict[tuple, list] = {}
 """autoencoder training progress per (dataset, seed): [epoch, epochs, loss]"""
+_AE_CANCELLED: set[tuple] = set()
+"""the (dataset, seed) trainings asked to stop: their next epoch ends them"""
+
+
+class AutoencoderCancelled(GanmmError):
+    """The embedded space's autoencoder was cancelled from the page that waited for it."""
+
+
+def cancel_embedded_space(ds: data.Dataset, seed: int) -> None:
+    """Stop the autoencoder training for ``ds`` and ``seed`` after its current epoch
+    (a later request trains it anew)."""
+    key = ("embedded", ds.fingerprint(), seed)
+    fut = background().futures.get(key)
+    if fut is not None and not fut.done():
+        _AE_CANCELLED.add(key)
+    background().forget(key)
+    _AE_PROGRESS.pop(key, None)
+
+
+OTHER_PROCESS = ("Trained by another process (the command line, or another server): pause, stop or "
+                 "delete it there (Ctrl-C stops a command-line run). If that process ends without "
+                 "finishing the run, the run is marked interrupted here within seconds.")
+"""what a page says under a run it cannot pause or stop"""
+
+RECOVER_EVERY = 2.0
+"""seconds between two looks for runs whose process died (a command line killed)"""
+_last_recovery = [0.0]
 
 
 def store() -> RunStore:
-    return manager().store
+    """The run store. At most every RECOVER_EVERY seconds it first marks
+    interrupted the active runs whose process is gone: a command-line run killed
+    with -9 stayed "running" on every page, with no button to end it, until the
+    server restarted."""
+    runs = manager().store
+    now = time.monotonic()
+    if now - _last_recovery[0] >= RECOVER_EVERY:
+        _last_recovery[0] = now
+        try:
+            runs.recover_interrupted()
+        except StoreError:
+            pass  # a store that cannot be read says so on the caller's own read
+    return runs
 
 
 def data_choice() -> DataChoice:
@@ -196,18 +241,33 @@ def run_label(record: RunRecord) -> str:
 
 
 class _Background:
-    """One worker thread for slow, cacheable side computations (reference fits)."""
+    """One worker thread for slow, cacheable side computations (reference fits, the
+    embedded space's autoencoder). A daemon thread: a ThreadPoolExecutor's worker
+    is joined at exit, and a server told to stop (Ctrl-C) went on training an
+    autoencoder for minutes."""
 
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganmm-ui")
         self.futures: dict[Any, Future] = {}
         self.lock = threading.Lock()
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="ganmm-ui", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            fut, fn, args = self.jobs.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                fut.set_exception(exc)
 
     def submit(self, key: Any, fn, *args) -> Future:
         with self.lock:
             fut = self.futures.get(key)
             if fut is None:  # a failure stays failed: no retry on every refresh
-                fut = self.futures[key] = self.pool.submit(fn, *args)
+                fut = self.futures[key] = Future()
+                self.jobs.put((fut, fn, args))
             return fut
 
     def forget(self, key: Any) -> None:

@@ -20,6 +20,13 @@ def settings_of(record: RunRecord) -> dict:
     return {k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else v for k, v in resolved.items()}
 
 
+def preset_of(record: RunRecord) -> str | None:
+    """The preset the run trained with: the resolved one (a command-line run without
+    --preset records None as asked, the form "default"; both train the default)."""
+    resolved = record.config.get("resolved") or {}
+    return resolved.get("preset") or record.config.get("preset")
+
+
 def _training_seconds(r: RunRecord) -> float:
     """Seconds of training to the run's last stored iteration, pauses excluded (the
     Train page's figure; start to finish counted a pause as training)."""
@@ -37,7 +44,7 @@ def summary(records: list[RunRecord]) -> tuple[pd.DataFrame, set[str]]:
         rows.append({"run": r.name, "model": r.model, "dataset": r.dataset, "status": r.status,
                      "iterations": r.iterations, "seconds": round(seconds, 1),
                      **{m: r.metrics.get(m) for m in METRICS}, "seed": r.seed,
-                     "preset": r.config.get("preset"), **settings_of(r)})
+                     "preset": preset_of(r), **settings_of(r)})
     table = pd.DataFrame(rows)
     fixed = {"run", "iterations", "seconds", "status", *METRICS}
     # a setting one run has and another lacks differs too (NaN is no value to nunique)
@@ -54,10 +61,18 @@ def summary_view(records: list[RunRecord]):
     # browser's table draws a missing value as "None" whatever a Styler says
     for c in table.columns.difference([*METRICS, "seconds"]):
         table[c] = table[c].map(_setting)
+    for c in METRICS:  # as text too: a run without labels has None, which the browser drew as "None"
+        table[c] = table[c].map(metric_text)
     return (table.style
             .format("{:.1f}", subset=["seconds"], na_rep="-")
-            .format("{:.3f}", subset=list(METRICS), na_rep="-")
             .apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)))
+
+
+def metric_text(value) -> str:
+    """A metric to 3 decimals, or "-" where there is none (no labels, no iteration)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.3f}"
 
 
 def _setting(value) -> str:
@@ -77,7 +92,7 @@ def config_key(record: RunRecord) -> str:
     # those runs are grouped by where the data came from instead
     data = record.fingerprint if spec.get("space") != "embedded" else \
         {k: v for k, v in spec.items() if k != "space_seed"}
-    return json.dumps([record.model, data, record.config.get("preset"), settings],
+    return json.dumps([record.model, data, preset_of(record), settings],
                       sort_keys=True, default=str)
 
 
@@ -91,7 +106,7 @@ def seed_table(records: list[RunRecord]) -> pd.DataFrame:
     rows = []
     for runs in groups.values():
         first = runs[0]
-        row = {"model": first.model, "dataset": first.dataset, "preset": first.config.get("preset") or "-",
+        row = {"model": first.model, "dataset": first.dataset, "preset": preset_of(first) or "-",
                "K": settings_of(first).get("n_clusters"), "seeds": len({r.seed for r in runs}),
                "runs": len(runs)}
         for m in METRICS:

@@ -19,7 +19,7 @@ import streamlit as st
 from .. import plots
 from ..metrics import contingency
 from ..projection import get_projector
-from ..store import IterationRecord, RunRecord, StoreError
+from ..store import IterationRecord, RunNotFound, RunRecord, StoreError
 from . import common
 
 REFRESH_SECONDS = 1.0
@@ -31,6 +31,10 @@ def live_view(run_id: str, *, key: str = "live", controls: bool = True) -> None:
     or something it shows (UMAP, reference lines) is still being computed."""
     try:
         record = common.store().get_run(run_id)
+    except RunNotFound:
+        st.warning("This run was deleted (on another page or tab, or from the command line). "
+                   "Pick another run above.")
+        return
     except StoreError as exc:
         st.error(str(exc))
         return
@@ -60,6 +64,8 @@ def _live_body(run_id: str, key: str, controls: bool, refreshing: bool) -> None:
     try:
         record = common.store().get_run(run_id)
         rows = common.store().iterations(run_id)
+    except RunNotFound:
+        st.rerun()  # deleted meanwhile: the whole page, whose run picker no longer lists it
     except StoreError as exc:
         st.error(str(exc))
         return
@@ -68,13 +74,25 @@ def _live_body(run_id: str, key: str, controls: bool, refreshing: bool) -> None:
     header(record, rows, controls=controls, key=key)
     st.session_state[_placing_key(key, record.run_id)] = False  # projection_panel sets it when it waits
     if not rows:
-        st.info("Waiting for the first iteration (the initial split and the GANs' pretraining) ...")
+        st.info(_waiting_for(record))
     else:
         panels(record, rows, _replay_slider(record, rows, key), key=key, refreshing=refreshing)
     if refreshing and not _needs_refresh(record, key):
         st.rerun()  # nothing left to wait for: redraw the page once, without the timer
     elif not refreshing and st.session_state.get(_placing_key(key, run_id)):
         st.rerun()  # samples still being placed after the run ended: redraw the page with the timer on
+
+
+def _waiting_for(record: RunRecord) -> str:
+    """What a run without iterations waits for."""
+    if record.status == "queued":
+        return (f"Queued: it starts when one of the runs training now ends (this server trains "
+                f"{common.manager().max_concurrent} at a time).")
+    first = {"ganmm": "the initial split and the GANs' pretraining",
+             "ganmm-em": "the initial split and the GANs' pretraining",
+             "dec": "DEC trains its autoencoder first: minutes on mnist5k, unless cached",
+             }.get(record.model, "the initial split")
+    return f"Waiting for the first iteration ({first}) ..."
 
 
 def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, key: str) -> None:
@@ -106,10 +124,13 @@ def header(record: RunRecord, rows: list[IterationRecord], *, controls: bool, ke
         st.warning(f"Some of this run's stored files are damaged; what is readable is shown. "
                    f"First finding: {record.damaged}")
     if record.status == "interrupted":
-        st.warning(f"This run was interrupted ({record.error or 'its process ended'}); "
-                   "every stored iteration is kept.")
-    if controls and common.is_active(record) and common.owned_here(record.run_id):
-        run_controls(record, key)
+        st.warning(f"This run was interrupted: {record.error}." if record.error else
+                   "This run was interrupted: its process ended; every stored iteration is kept.")
+    if controls and common.is_active(record):
+        if common.owned_here(record.run_id):
+            run_controls(record, key)
+        else:
+            st.caption(common.OTHER_PROCESS)
 
 
 def run_controls(record: RunRecord, key: str) -> None:
