@@ -15,10 +15,22 @@ by_id = {r.run_id: r for r in records}
 if len(records) < 2:
     st.info("Comparing needs at least two runs in the store; start some on the Train page.")
     st.stop()
-default = [i for i in st.session_state.get("compare", []) if i in by_id] or [r.run_id for r in records[:2]]
-chosen = st.multiselect("Runs (2 to 4)", list(by_id), default=default[:4], max_selections=4,
+# the picker has a key, so that a run added to or gone from the store does not reset it
+# (without one, a run deleted in another tab made it forget the user's next click);
+# "compare" is what other pages ask for (Home's Compare) and mirrors the picker
+asked = st.session_state.get("compare")
+if asked is not None and asked != st.session_state.get("compare-mirror"):  # set by another page
+    st.session_state["compare-runs"] = [i for i in asked if i in by_id][:4]
+kept = st.session_state.get("compare-runs")
+if kept is None:
+    st.session_state["compare-runs"] = [r.run_id for r in records[:2]]
+elif gone := [i for i in kept if i not in by_id]:
+    st.session_state["compare-runs"] = [i for i in kept if i in by_id]
+    st.info(f"{len(gone)} of the chosen runs {'was' if len(gone) == 1 else 'were'} deleted meanwhile "
+            f"({', '.join(gone)}).")
+chosen = st.multiselect("Runs (2 to 4)", list(by_id), max_selections=4, key="compare-runs",
                         format_func=lambda i: common.run_label(by_id[i]))
-st.session_state["compare"] = chosen
+st.session_state["compare"] = st.session_state["compare-mirror"] = chosen
 if len(chosen) < 2:
     st.info("Pick at least two runs.")
     st.stop()

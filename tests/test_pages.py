@@ -742,3 +742,18 @@ def test_the_autoencoder_wait_can_be_cancelled():
     features, done, said = common.embedded_space(ds, seed=5)  # asked again: it trains anew
     assert features is None and done < 0.5
     common.cancel_embedded_space(ds, seed=5)
+
+
+def test_compare_keeps_its_choice_when_a_chosen_run_is_deleted_elsewhere():
+    a, b, c = (finished_run(name=n) for n in ("a", "b", "c"))
+    at = page("pages/3_Compare.py")
+    at.session_state["compare"] = [a, b, c]
+    at.run()
+    assert at.multiselect(key="compare-runs").value == [a, b, c]
+    get_manager().store.delete_run(b)  # from Home in another tab
+    at.run()
+    assert not at.exception and at.multiselect(key="compare-runs").value == [a, c]
+    assert any("1 of the chosen runs was deleted meanwhile" in i.value for i in at.info)
+    at.multiselect(key="compare-runs").unselect(c).run()  # the next click counts
+    assert at.multiselect(key="compare-runs").value == [a]
+    assert any("Pick at least two runs" in i.value for i in at.info)
