@@ -368,8 +368,7 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
     The delimiter is sniffed from the first lines; the header is detected (a
     first row with words above numbers); ragged rows are reported by line.
     """
-    text = _decode(data)
-    delimiter = _sniff_delimiter(text)
+    text, delimiter = _text_and_delimiter(data)
     counts, head_rows, header_lines = _scan_rows(text, delimiter)
     if not head_rows:
         raise DataError("the file is empty: it holds no rows; choose a file with data")
@@ -522,8 +521,7 @@ def csv_column_kinds(data: bytes) -> tuple[list[str], list[str]]:
 
 def _csv_head(data: bytes) -> tuple[list[str], list[list[str]]]:
     """The column names and the data rows among the first lines of CSV/TSV text."""
-    text = _decode(data)
-    delimiter = _sniff_delimiter(text)
+    text, delimiter = _text_and_delimiter(data)
     lines = text[: 2**20].splitlines()
     if len(text) > 2**20 and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut short (as in _sniff_delimiter)
@@ -551,6 +549,19 @@ def _decode(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     raise DataError("the file is not readable text; save it as UTF-8 CSV")
+
+
+_SEP_LINE = re.compile(r"sep=([,;\t|])[ \t]*(?:\r\n|\r|\n|$)")
+
+
+def _text_and_delimiter(data: bytes) -> tuple[str, str]:
+    """The file's text and its separator: the one a first line ``sep=;`` names
+    (Excel writes it, and reads it back), which is then left out, or the sniffed one."""
+    text = _decode(data)
+    named = _SEP_LINE.match(text)
+    if named:
+        return text[named.end():], named.group(1)
+    return text, _sniff_delimiter(text)
 
 
 def _sniff_delimiter(text: str) -> str:

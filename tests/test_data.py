@@ -17,7 +17,7 @@ from ganmm.data import (
     list_builtins, load, load_builtin, load_bytes, validate,
 )
 from ganmm.errors import DataError
-from ganmm.loaders import label_guess
+from ganmm.loaders import csv_column_kinds as csv_column_kinds_of, label_guess
 
 TWO_D = ["blobs", "moons", "circles", "aniso", "varied", "spirals"]
 
@@ -627,3 +627,11 @@ def test_the_page_guesses_the_label_column_by_text_or_by_name():
     assert label_guess(["label", "pixel0", "pixel1"], []) == "label"
     assert label_guess(["x", " Class ", "z"], []) == " Class "
     assert label_guess(["x0", "x1"], []) is None and label_guess(["y", "target"], []) is None
+
+
+def test_excels_separator_line_names_the_separator():
+    text = b"sep=;\r\nwidth;height;kind\r\n1.5;2;a\r\n3;4.5;b\r\n"
+    assert csv_column_kinds_of(text) == (["width", "height", "kind"], ["kind"])
+    ds = load_bytes(text, "excel.csv", label_column="kind")
+    assert ds.feature_names == ("width", "height") and ds.n_samples == 2
+    np.testing.assert_allclose(ds.inverse(ds.X), [[1.5, 2], [3, 4.5]])
