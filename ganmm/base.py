@@ -115,6 +115,12 @@ def features(X: Any) -> np.ndarray:
     time stamp in seconds (1.7e9, a few seconds apart) would become one
     value."""
     arr = np.asarray(X)
+    if arr.dtype.kind == "O":  # e.g. pandas' nullable Float64 columns: numbers in objects
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise DataError("the data hold values that are not numbers (or pandas' missing values, "
+                            "pd.NA); convert them to numbers and fill or remove the missing ones") from None
     if arr.dtype.kind not in "biuf":
         raise DataError(f"the data hold {arr.dtype} values, not numbers; convert them to numbers")
     if arr.ndim != 2:
@@ -129,7 +135,11 @@ def features(X: Any) -> np.ndarray:
         rows = f"{bad.size:,} rows (the first is row {bad[0]}) hold" if bad.size > 1 else f"row {bad[0]} holds"
         raise DataError(f"{rows} {what}")
     if arr.size and (arr.dtype.itemsize > 4 or arr.dtype.kind in "iu" and arr.dtype.itemsize == 4):
-        flat = np.flatnonzero((np.ptp(arr, axis=0) > 0) & (np.ptp(X32, axis=0) == 0))
+        # a variation float64 itself barely resolves (sums of shares: 1 +- 2e-16) is rounding,
+        # not data: only a spread above a millionth of float32's resolution counts
+        spread = np.ptp(arr, axis=0).astype(np.float64)
+        size = np.abs(arr).max(axis=0).astype(np.float64)
+        flat = np.flatnonzero((spread > 1e-13 * size) & (np.ptp(X32, axis=0) == 0))
         if flat.size:
             j = int(flat[0])
             raise DataError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -236,14 +237,22 @@ def encode_labels(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     if all(v is not None for v in numeric):
         # numbers written two ways ("1" and "1.0", as a spreadsheet may mix them) are
         # one class, named by its shortest spelling, as a numeric array's labels are
-        values, code_of = np.unique(np.asarray(numeric, dtype=np.float64), return_inverse=True)
+        # whole numbers compare as Python ints (exact: 20-digit ids stay apart), others as
+        # floats; 1 == 1.0 in Python, so "1" and "1.0" meet
+        exact = [int(t) if _WHOLE.fullmatch(t) else float(t) for t in (str(u).strip() for u in uniq)]
+        values = sorted(set(exact))
+        code = {v: k for k, v in enumerate(values)}
+        code_of = np.array([code[v] for v in exact], dtype=np.int64)
         names = [min((str(u) for u, c in zip(uniq, code_of) if c == k), key=lambda t: (len(t), t))
                  for k in range(len(values))]
-        return code_of.astype(np.int64)[inverse.reshape(-1)], tuple(names)
+        return code_of[inverse.reshape(-1)], tuple(names)
     order = sorted(range(len(uniq)), key=lambda i: uniq[i])
     rank = np.empty(len(uniq), dtype=np.int64)
     rank[order] = np.arange(len(uniq))
     return rank[inverse.reshape(-1)], tuple(str(uniq[i]) for i in order)
+
+
+_WHOLE = re.compile(r"[+-]?\d+")
 
 
 def _number_name(v: np.generic) -> str:
@@ -264,15 +273,12 @@ def _as_float(s: str) -> float | None:
 
 
 def _scale_image(X: np.ndarray, pixel_max: float | None) -> tuple[float, float]:
-    """(offset, scale) taking pixels to [0, 1]: /pixel_max, as is, /16 (whole
-    numbers up to 16: scikit-learn's digits' 17 grey levels), /255, or min-max."""
+    """(offset, scale) taking pixels to [0, 1]: /pixel_max, as is, /255, or min-max."""
     if pixel_max is not None:
         return 0.0, float(pixel_max)
     lo, hi = float(X.min()), float(X.max())
     if lo >= 0 and hi <= 1:
         return 0.0, 1.0
-    if lo >= 0 and hi <= 16 and np.all(np.floor(X) == X):
-        return 0.0, 16.0
     if lo >= 0 and hi <= 255:
         return 0.0, 255.0
     if not float(np.finfo(np.float32).tiny) <= hi - lo <= _FLOAT32_MAX / 2:  # scaled in float32
@@ -518,7 +524,7 @@ def load_bytes(
                 )
             labels = loaders.parse_labels(bytes(labels_bytes), limits)
         return from_arrays(
-            table.X, labels, name=_stem(filename), image_shape=table.image_shape,
+            table.X, labels, name=_stem(filename), image_shape=table.image_shape, pixel_max=table.pixel_max,
             feature_names=table.feature_names, limits=limits,
         )
     except DataError:

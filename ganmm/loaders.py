@@ -71,6 +71,9 @@ class Table(NamedTuple):
     """column names when the file has them, else None"""
     image_shape: tuple[int, int] | None
     """(h, w) when the file holds images, else None"""
+    pixel_max: float | None = None
+    """what a pixel's full brightness is, when the file says (16 for pixel-named
+    whole numbers up to 16, as scikit-learn's digits); None: from the values"""
 
 
 def file_format(filename: str) -> str:
@@ -449,7 +452,9 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
         keep = keep[1:]  # pandas' index written by to_csv: an unnamed column 0..n-1 is no feature
     X = frame.iloc[:, keep].to_numpy(dtype=np.float64) if keep else np.empty((n_rows, 0))
     feature_names = tuple(names[j] for j in keep)
-    return Table(X, labels, feature_names, _image_shape(X, feature_names if has_header else None))
+    shape = _image_shape(X, feature_names if has_header else None)
+    digits = shape is not None and float(X.max()) <= 16 and float(X.max()) > 1  # 17 grey levels
+    return Table(X, labels, feature_names, shape, 16.0 if digits else None)
 
 
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
@@ -467,24 +472,28 @@ def _row_numbers(column: pd.Series) -> bool:
 def _image_shape(X: np.ndarray, names: tuple[str, ...] | None) -> tuple[int, int] | None:
     """(side, side) when a table's rows are flattened square images, else None.
 
-    Rows are images when their width is a square of 8 or more and every value
-    is a whole number from 0 to 255, and either the columns are named as pixels
-    (``pixel0``, ``pixel_3_4``, ``1x1``; then values in [0, 1] count too) or
-    the file names no columns and the images are 16x16 or larger (the MNIST
-    CSVs: 784 values per row). A table of counts with 64 unnamed columns stays
-    a table."""
+    Rows are images when the columns are named as pixels (``pixel0``,
+    ``pixel_3_4``, ``1x1``), their number is a square of 8 or more, and every
+    value is a whole number from 0 to 255 or lies in [0, 1]; or when the file
+    names no columns and a row is MNIST's 784 whole numbers from 0 to 255 with
+    some above 16 (8-bit grey levels). Other unnamed tables stay tables: a
+    1,024-bit fingerprint or a bag of 400 word counts is no 32x32 or 20x20
+    image, and the rule was kept this narrow because a file read differently
+    gets a new fingerprint (its earlier runs' views then say the data changed)."""
     n, d = X.shape
     side = math.isqrt(d)
     if side < 8 or side * side != d or n == 0:
         return None
     pixel_names = names is not None and all(_PIXEL_NAME.fullmatch(name) for name in names)
-    if not pixel_names and (names is not None or side < 16):
+    if not pixel_names and (names is not None or d != 784):
         return None
     lo, hi = float(X.min()), float(X.max())
     if lo < 0 or hi > 255:
         return None
     whole = bool(np.all(np.floor(X) == X))
-    return (side, side) if whole or (pixel_names and hi <= 1) else None
+    if pixel_names:
+        return (side, side) if whole or hi <= 1 else None
+    return (side, side) if whole and hi > 16 else None
 
 
 def csv_columns(data: bytes) -> list[str]:
@@ -494,9 +503,10 @@ def csv_columns(data: bytes) -> list[str]:
     return _csv_head(data)[0]
 
 
-LABEL_NAMES = frozenset({"label", "labels", "class", "classes", "target", "y", "digit", "species",
+LABEL_NAMES = frozenset({"label", "labels", "class", "classes", "target", "digit", "species",
                          "category", "truth"})
-"""column names a page takes for the label column when no column holds text"""
+"""column names a page takes for the label column when no column holds text ("y" is
+not one: in x,y files it is the second coordinate)"""
 
 
 def label_guess(columns: list[str], text_columns: list[str]) -> str | None:
@@ -559,8 +569,8 @@ def _text_and_delimiter(data: bytes) -> tuple[str, str]:
     (Excel writes it, and reads it back), which is then left out, or the sniffed one."""
     text = _decode(data)
     named = _SEP_LINE.match(text)
-    if named:
-        return text[named.end():], named.group(1)
+    if named:  # left as a blank line, so that messages name the file's own line numbers
+        return "\n" + text[named.end():], named.group(1)
     return text, _sniff_delimiter(text)
 
 
@@ -662,9 +672,10 @@ _INTEGER = re.compile(r"[ \t]*[+-]?\d+[ \t]*", re.ASCII)
 
 
 def _counts_up(row: list[str]) -> bool:
-    """True when the row's numbers are two or more whole numbers, each larger than the last."""
+    """True when the row's numbers are three or more whole numbers, each larger than
+    the last (two, as in ``a,1,5``, are too often a data row)."""
     numbers = [cell for cell in row if _is_number(cell) and cell not in _MISSING_SET]
-    if len(numbers) < 2 or not all(_INTEGER.fullmatch(cell) for cell in numbers):
+    if len(numbers) < 3 or not all(_INTEGER.fullmatch(cell) for cell in numbers):
         return False
     values = [int(cell) for cell in numbers]
     return all(a < b for a, b in zip(values, values[1:]))

@@ -563,8 +563,9 @@ def test_csv_columns_of_a_wide_file_whose_first_lines_pass_64_kb(tmp_path):
     ("country,1990,2000,2010\nFrance,1.1,1.5,2.0\nChad,0.1,0.2,0.3\nPeru,0.4,0.6,0.9\n",
      ["country", "1990", "2000", "2010"], 3, ("Chad", "France", "Peru")),
     ("400,410,420,class\n1.5,2.5,3.5,a\n0.5,1.5,2.5,b\n0.1,0.2,0.9,a\n", ["400", "410", "420", "class"], 3, ("a", "b")),
-    # rows that all count up are data, the first one too
+    # rows that all count up are data, the first one too; so is a row of two numbers
     ("cat,1,2,3\ndog,2,3,4\ncat,3,4,5\n", ["x0", "x1", "x2", "x3"], 3, ("cat", "dog")),
+    ("a,1,5\nb,3,2\nc,7,1\nd,9,4\n", ["x0", "x1", "x2"], 4, ("a", "b", "c", "d")),
 ])
 def test_numbers_as_column_names_are_a_header(tmp_path, text, names, rows, labels):
     path = write(tmp_path, "t.csv", text)
@@ -593,6 +594,12 @@ def test_flattened_images_in_a_table_are_read_as_images():
     np.testing.assert_allclose(ds.X, mnist / 255, atol=1e-7)
     img = load_bytes(npy_bytes(mnist.astype(np.uint8)), "flat.npy")  # a 2-D array of such rows
     assert img.kind == "image" and img.image_shape == (28, 28)
+    # unnamed square tables of small whole numbers are not images: bits, word counts
+    rng = np.random.default_rng(2)
+    assert load_bytes(npy_bytes(rng.integers(0, 2, (30, 1024))), "bits.npy").kind == "tabular"
+    assert load_bytes(npy_bytes(rng.integers(0, 12, (30, 400))), "words.npy").kind == "tabular"
+    dark = load_bytes(npy_bytes(rng.integers(0, 16, (5, 8, 8))), "dark.npy")  # 3-D: images, as before
+    assert dark.kind == "image" and np.all(dark.scale == 255)
     # 64 unnamed columns of counts stay a table; so do named columns that are not pixels
     counts = np.random.default_rng(1).integers(1, 6, (20, 64))
     assert load_bytes(_csv(None, counts).encode(), "survey.csv").kind == "tabular"
@@ -615,6 +622,8 @@ def test_what_spreadsheets_and_pandas_write_loads_as_meant():
     # 1 and 1.0 are one class, as in a numeric array
     ds = load_bytes(b"x,y,c\n1,2,1\n3,4,1.0\n5,6,2.0\n", "t.csv", label_column="c")
     assert ds.label_names == ("1", "2.0") and ds.y.tolist() == [0, 0, 1]
+    ids = b"x,y,c\n1,2,12345678901234567890\n3,4,12345678901234567891\n5,6,12345678901234567892\n"
+    assert load_bytes(ids, "t.csv", label_column="c").n_classes == 3  # beyond float64: still apart
     # decimal commas, as a spreadsheet in many languages writes them: said, not "choose a label"
     with pytest.raises(DataError, match=r"decimal commas \(1,5 in column 'a'\)"):
         load_bytes(b"a;b\n1,5;2,5\n3,5;4,5\n", "eu.csv")
@@ -626,10 +635,13 @@ def test_the_page_guesses_the_label_column_by_text_or_by_name():
     # numeric labels: a column named like labels (the digits and MNIST CSVs' "label")
     assert label_guess(["label", "pixel0", "pixel1"], []) == "label"
     assert label_guess(["x", " Class ", "z"], []) == " Class "
-    assert label_guess(["x0", "x1"], []) is None and label_guess(["y", "target"], []) is None
+    assert label_guess(["x0", "x1"], []) is None and label_guess(["class", "target"], []) is None
+    assert label_guess(["x", "y"], []) is None  # the second coordinate, not labels
 
 
 def test_excels_separator_line_names_the_separator():
+    with pytest.raises(DataError, match="line 4 has 3 fields but the first line has 2"):  # the file's own line
+        load_bytes(b"sep=;\na;b\n1;2\n3;4;5\n", "excel.csv")
     text = b"sep=;\r\nwidth;height;kind\r\n1.5;2;a\r\n3;4.5;b\r\n"
     assert csv_column_kinds_of(text) == (["width", "height", "kind"], ["kind"])
     ds = load_bytes(text, "excel.csv", label_column="kind")

@@ -48,6 +48,11 @@ def test_values_beyond_float32_and_features_float32_flattens_are_refused(two_blo
     assert model("kmeans").fit(centred, y).history_[-1].metrics["ari"] == 1.0
     with pytest.raises(DataError, match="not numbers"):
         model("kmeans").fit(X.astype(str))
+    # numbers held as objects (pandas' nullable Float64 columns) are numbers
+    assert model("kmeans").fit(X.astype(object), y).history_[-1].metrics["ari"] == 1.0
+    # a column float64 only just resolves (shares that sum to 1, +- 2e-16) is rounding, not data
+    ones = 1.0 + np.random.default_rng(2).choice([-2.2e-16, 0.0, 2.2e-16], len(y))
+    assert model("kmeans").fit(np.column_stack([X, ones]), y).history_[-1].metrics["ari"] == 1.0
 
 
 @pytest.mark.parametrize("raw", [

@@ -735,6 +735,8 @@ def test_the_autoencoder_wait_can_be_cancelled():
         assert time.monotonic() < deadline, said
         time.sleep(0.1)
     common.cancel_embedded_space(ds, seed=5)
+    common.embedded_space(ds, seed=5)  # asked again at once (a second click, another session) ...
+    common.cancel_embedded_space(ds, seed=5)  # ... and cancelled: neither training goes on
     # the one background worker is free again long before 300 epochs could end
     free = common.background().submit(("probe", time.time()), lambda: "free")
     assert free.result(timeout=60) == "free"

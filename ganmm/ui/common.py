@@ -105,12 +105,13 @@ def embedded_space(ds: data.Dataset, seed: int, device: str = "auto") -> tuple[d
     key = ("embedded", ds.fingerprint(), seed)
     progress = _AE_PROGRESS.setdefault(key, [0, DEFAULT_CONFIG.epochs, None])
 
+    mine = _AE_CANCELS.get(key, 0)  # a cancel after this call stops the training made for it
+
     def seen(epoch: int, epochs: int, loss: float) -> None:
-        if key in _AE_CANCELLED:
+        if _AE_CANCELS.get(key, 0) != mine:
             raise AutoencoderCancelled("the autoencoder's training was cancelled")
         progress[:] = [epoch, epochs, loss]
 
-    _AE_CANCELLED.discard(key)
     fut = background().submit(key, lambda: embedded_dataset(ds, seed=seed, device=device, progress=seen))
     if fut.done():
         if fut.exception() is not None:
@@ -128,8 +129,8 @@ def embedded_space(ds: data.Dataset, seed: int, device: str = "auto") -> tuple[d
 
 _AE_PROGRESS: dict[tuple, list] = {}
 """autoencoder training progress per (dataset, seed): [epoch, epochs, loss]"""
-_AE_CANCELLED: set[tuple] = set()
-"""the (dataset, seed) trainings asked to stop: their next epoch ends them"""
+_AE_CANCELS: dict[tuple, int] = {}
+"""cancels asked per (dataset, seed): a training made before the last one ends at its next epoch"""
 
 
 class AutoencoderCancelled(GanmmError):
@@ -142,7 +143,8 @@ def cancel_embedded_space(ds: data.Dataset, seed: int) -> None:
     key = ("embedded", ds.fingerprint(), seed)
     fut = background().futures.get(key)
     if fut is not None and not fut.done():
-        _AE_CANCELLED.add(key)
+        _AE_CANCELS[key] = _AE_CANCELS.get(key, 0) + 1
+        fut.cancel()  # not started yet: it never will
     background().forget(key)
     _AE_PROGRESS.pop(key, None)
 
