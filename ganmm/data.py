@@ -584,9 +584,15 @@ def csv_columns(path: str, limits: Limits = DEFAULT_LIMITS) -> list[str]:
 def csv_column_kinds(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[str], list[str]]:
     """:func:`csv_columns`, and those of them holding something other than numbers
     in the first lines (one read of the file)."""
+    return csv_head_info(path, limits)[:2]
+
+
+def csv_head_info(path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[str], list[str], str | None]:
+    """:func:`csv_column_kinds`, and the label column a page preselects
+    (:func:`ganmm.loaders.label_guess`), from one read of the file."""
     try:
         data = loaders.maybe_gunzip(_read_capped(Path(path), limits), limits)
-        return loaders.csv_column_kinds(data)
+        return loaders.csv_head_info(data)
     except DataError:
         raise
     except loaders.MALFORMED_INPUT_ERRORS as exc:

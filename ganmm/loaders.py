@@ -509,14 +509,37 @@ LABEL_NAMES = frozenset({"label", "labels", "class", "classes", "target", "digit
 not one: in x,y files it is the second coordinate)"""
 
 
-def label_guess(columns: list[str], text_columns: list[str]) -> str | None:
+def label_guess(columns: list[str], text_columns: list[str],
+                rows: list[list[str]] | None = None) -> str | None:
     """The column a page preselects as the labels: the one column that holds text
-    (the file cannot load with it among the features), else a column named
-    like labels (``label``, ``class``, ``target``, ...), else None."""
+    (the file cannot load with it among the features), else a column named like
+    labels (``label``, ``class``, ``target``, ...), else, in a file without a
+    header whose first lines (``rows``) read as MNIST's (a whole number, then
+    784 whole numbers from 0 to 255), its first column; else None."""
     if text_columns:
         return text_columns[0] if len(text_columns) == 1 else None
     named = [c for c in columns if c.strip().lower() in LABEL_NAMES]
-    return named[0] if len(named) == 1 else None
+    if named:
+        return named[0] if len(named) == 1 else None
+    unnamed = columns == [f"x{j}" for j in range(len(columns))]
+    if unnamed and len(columns) == 785 and rows and all(_mnist_row(row) for row in rows):
+        return "x0"
+    return None
+
+
+def _mnist_row(row: list[str]) -> bool:
+    """A label (a whole number) then 784 pixels, whole numbers 0..255."""
+    if len(row) != 785 or not all(_INTEGER.fullmatch(cell) for cell in row):
+        return False
+    return all(0 <= int(cell) <= 255 for cell in row[1:])
+
+
+def csv_head_info(data: bytes) -> tuple[list[str], list[str], str | None]:
+    """:func:`csv_column_kinds` and the :func:`label_guess` of CSV/TSV text, from one
+    read of its first lines."""
+    names, rows = _csv_head(data)
+    text = _text_columns(names, rows)
+    return names, text, label_guess(names, text, rows)
 
 
 def csv_column_kinds(data: bytes) -> tuple[list[str], list[str]]:
@@ -525,8 +548,12 @@ def csv_column_kinds(data: bytes) -> tuple[list[str], list[str]]:
     there is exactly one (a page preselects it, since the file cannot be loaded
     with a text column among the features)."""
     names, rows = _csv_head(data)
-    return names, [name for j, name in enumerate(names)
-                   if any(j < len(row) and row[j] and not _is_number(row[j]) for row in rows)]
+    return names, _text_columns(names, rows)
+
+
+def _text_columns(names: list[str], rows: list[list[str]]) -> list[str]:
+    return [name for j, name in enumerate(names)
+            if any(j < len(row) and row[j] and not _is_number(row[j]) for row in rows)]
 
 
 def _csv_head(data: bytes) -> tuple[list[str], list[list[str]]]:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from ganmm import data, plots
 from ganmm.errors import GanmmError
-from ganmm.loaders import ACCEPTED_TYPES, label_guess
+from ganmm.loaders import ACCEPTED_TYPES
 from ganmm.ui import common
 from ganmm.uploads import save_upload
 
@@ -38,9 +38,8 @@ def upload_ui() -> common.DataChoice | None:
         return None
     label_column, labels = None, None
     if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.name.lower().endswith((".csv.gz", ".tsv.gz", ".txt.gz")):
-        columns, text = _csv_columns(str(path))
+        columns, guess = _csv_columns(str(path))  # guess: a text column, one named "label", MNIST's first
         if columns:
-            guess = label_guess(columns, text)  # the one column that is not numbers, or one named "label"
             # a key per file: a shared one kept the last file's "(no labels)" while
             # showing this file's guess, and loading failed on its text column
             pick = st.selectbox("Label column", ["(no labels)"] + columns,
@@ -60,13 +59,14 @@ def upload_ui() -> common.DataChoice | None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _csv_columns(path: str) -> tuple[list[str], list[str]]:
-    """The columns of a CSV/TSV and those holding text, from its first lines;
-    empty when it cannot be read."""
+def _csv_columns(path: str) -> tuple[list[str], str | None]:
+    """The columns of a CSV/TSV and the one to preselect as labels, from its first
+    lines; empty when it cannot be read."""
     try:
-        return data.csv_column_kinds(path)
+        columns, _, guess = data.csv_head_info(path)
     except GanmmError:
-        return [], []
+        return [], None
+    return columns, guess
 
 
 def preview(ds: data.Dataset) -> None:

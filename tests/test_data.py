@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ganmm.data import (
-    BUILTINS, DEFAULT_LIMITS, Dataset, Limits, csv_column_kinds, csv_columns, encode_labels, from_arrays,
+    BUILTINS, DEFAULT_LIMITS, Dataset, Limits, csv_column_kinds, csv_columns, csv_head_info, encode_labels,
+    from_arrays,
     list_builtins, load, load_builtin, load_bytes, validate,
 )
 from ganmm.errors import DataError
@@ -647,3 +648,16 @@ def test_excels_separator_line_names_the_separator():
     ds = load_bytes(text, "excel.csv", label_column="kind")
     assert ds.feature_names == ("width", "height") and ds.n_samples == 2
     np.testing.assert_allclose(ds.inverse(ds.X), [[1.5, 2], [3, 4.5]])
+
+
+def test_a_headerless_mnist_csv_gets_its_first_column_as_the_labels(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = [[int(d), *rng.integers(0, 256, 784)] for d in rng.integers(0, 10, 25)]
+    path = write(tmp_path, "mnist_train.csv", _csv(None, rows))
+    columns, text, guess = csv_head_info(str(path))
+    assert text == [] and guess == "x0"  # the page preselects it: then the rows load as 28x28 images
+    ds = load(str(path), label_column=guess)
+    assert ds.kind == "image" and ds.image_shape == (28, 28) and ds.n_classes == len({r[0] for r in rows})
+    # 785 unnamed columns that are not pixels after the first: no guess
+    other = write(tmp_path, "wide.csv", _csv(None, [[1, *rng.normal(size=784).round(3)] for _ in range(5)]))
+    assert csv_head_info(str(other))[2] is None
