@@ -273,12 +273,16 @@ def _as_float(s: str) -> float | None:
 
 
 def _scale_image(X: np.ndarray, pixel_max: float | None) -> tuple[float, float]:
-    """(offset, scale) taking pixels to [0, 1]: /pixel_max, as is, /255, or min-max."""
+    """(offset, scale) taking pixels to [0, 1]: /pixel_max, as is, /16 (whole
+    numbers up to 16: the 17 grey levels of scikit-learn's digits, which /255 drew
+    black), /255, or min-max."""
     if pixel_max is not None:
         return 0.0, float(pixel_max)
     lo, hi = float(X.min()), float(X.max())
     if lo >= 0 and hi <= 1:
         return 0.0, 1.0
+    if lo >= 0 and hi <= 16 and np.all(np.floor(X) == X):
+        return 0.0, 16.0
     if lo >= 0 and hi <= 255:
         return 0.0, 255.0
     if not float(np.finfo(np.float32).tiny) <= hi - lo <= _FLOAT32_MAX / 2:  # scaled in float32
@@ -524,7 +528,7 @@ def load_bytes(
                 )
             labels = loaders.parse_labels(bytes(labels_bytes), limits)
         return from_arrays(
-            table.X, labels, name=_stem(filename), image_shape=table.image_shape, pixel_max=table.pixel_max,
+            table.X, labels, name=_stem(filename), image_shape=table.image_shape,
             feature_names=table.feature_names, limits=limits,
         )
     except DataError:

@@ -71,9 +71,6 @@ class Table(NamedTuple):
     """column names when the file has them, else None"""
     image_shape: tuple[int, int] | None
     """(h, w) when the file holds images, else None"""
-    pixel_max: float | None = None
-    """what a pixel's full brightness is, when the file says (16 for pixel-named
-    whole numbers up to 16, as scikit-learn's digits); None: from the values"""
 
 
 def file_format(filename: str) -> str:
@@ -436,10 +433,12 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
     dtypes = frame.dtypes.tolist()
     bad = [j for j in keep if not pd.api.types.is_numeric_dtype(dtypes[j])]
     if bad:
-        cells = [str(v) for j in bad[:8] for v in frame.iloc[:20, j].dropna()]
-        if cells and all(_DECIMAL_COMMA.fullmatch(c) for c in cells):
+        comma = [j for j in bad if (cells := [str(v) for v in frame.iloc[:20, j].dropna()])
+                 and all(_DECIMAL_COMMA.fullmatch(c) for c in cells)]
+        if comma:  # other text columns may be labels: the commas are what to fix first
+            first_cell = str(frame.iloc[:20, comma[0]].dropna().iloc[0])
             raise DataError(
-                f"the numbers use decimal commas ({cells[0]} in column {names[bad[0]]!r}); "
+                f"the numbers use decimal commas ({first_cell} in column {names[comma[0]]!r}); "
                 "save the file with decimal points (in a spreadsheet: English number format), "
                 "separated by commas, semicolons or tabs")
         bad_names = [names[j] for j in bad]
@@ -452,9 +451,7 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
         keep = keep[1:]  # pandas' index written by to_csv: an unnamed column 0..n-1 is no feature
     X = frame.iloc[:, keep].to_numpy(dtype=np.float64) if keep else np.empty((n_rows, 0))
     feature_names = tuple(names[j] for j in keep)
-    shape = _image_shape(X, feature_names if has_header else None)
-    digits = shape is not None and float(X.max()) <= 16 and float(X.max()) > 1  # 17 grey levels
-    return Table(X, labels, feature_names, shape, 16.0 if digits else None)
+    return Table(X, labels, feature_names, _image_shape(X, feature_names if has_header else None))
 
 
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
@@ -462,11 +459,14 @@ _PIXEL_NAME = re.compile(r"(?:pixel|pix|px|p)[ _.-]?\d+(?:[ _.x-]\d+)?|\d+x\d+",
 
 
 def _row_numbers(column: pd.Series) -> bool:
-    """True for a column holding 0, 1, ..., n-1 (or 1, ..., n): row numbers."""
+    """True for a column holding 0, 1, ..., n-1 (or 1, ..., n) in any order: row
+    numbers (a shuffled frame's index; kept, it told iris' classes apart, as the
+    file was sorted by class)."""
     values = column.to_numpy()
     if values.dtype.kind not in "iu" or not len(values):
         return False
-    return bool(np.array_equal(values, np.arange(values[0], values[0] + len(values))) and values[0] in (0, 1))
+    ordered = np.sort(values)
+    return bool(ordered[0] in (0, 1) and np.array_equal(ordered, np.arange(ordered[0], ordered[0] + len(values))))
 
 
 def _image_shape(X: np.ndarray, names: tuple[str, ...] | None) -> tuple[int, int] | None:
@@ -685,6 +685,8 @@ def _looks_like_header(rows: list[list[str]], label_column: str | None) -> bool:
     whose numbers count up as names do (``country,1990,2000,2010`` above rows
     that do not: years, wavelengths, pixel numbers as column names)."""
     first, below = rows[0], rows[1:]
+    if below and _pandas_names(first) and not any(_pandas_names(row) for row in below):
+        return True
     words = [not _is_number(cell) for cell in first]
     if not any(words):
         return False
@@ -696,6 +698,18 @@ def _looks_like_header(rows: list[list[str]], label_column: str | None) -> bool:
 
 
 _INTEGER = re.compile(r"[ \t]*[+-]?\d+[ \t]*", re.ASCII)
+
+
+def _pandas_names(row: list[str]) -> bool:
+    """True for the header pandas writes for a frame made from an array: the column
+    numbers 0, 1, ..., m-1, after an empty cell above the index (``,0,1``), or
+    alone when there are three or more (``to_csv(index=False)``: ``0,1,2,3``)."""
+    cells = row[1:] if row and row[0] == "" else row
+    if not cells or not all(_INTEGER.fullmatch(cell) for cell in cells):
+        return False
+    if [int(cell) for cell in cells] != list(range(len(cells))):
+        return False
+    return len(cells) >= 3 or len(cells) < len(row)
 
 
 def _counts_up(row: list[str]) -> bool:

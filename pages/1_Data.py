@@ -69,14 +69,25 @@ def _csv_columns(path: str) -> tuple[list[str], str | None]:
     return columns, guess
 
 
+def _shown(ds: data.Dataset, values: np.ndarray) -> np.ndarray:
+    """Values back in the file's units, rounded to 6 significant digits of each
+    column's spread: the scaled data are float32, and 0 came back as -0.000000006."""
+    decimals = np.clip(6 - np.floor(np.log10(np.maximum(np.abs(ds.scale), 1e-300))), 0, 15).astype(int)
+    return np.column_stack([np.round(values[:, j], decimals[j]) for j in range(values.shape[1])]) \
+        if values.size else values
+
+
 def preview(ds: data.Dataset) -> None:
     st.markdown(f"{ds.n_samples:,} rows x {ds.n_features} features, kind **{ds.kind}**, "
                 f"{ds.n_classes or 'no'} classes")
     if ds.kind == "image":
         rng = np.random.default_rng(0)
         pick = rng.choice(ds.n_samples, min(32, ds.n_samples), replace=False)
-        tiles = ds.X[pick].reshape(1, len(pick), -1)
-        st.image(plots.image_tiles(tiles, ds.image_shape, max_per_row=16), clamp=True)
+        rows = 2 if len(pick) > 16 else 1
+        tiles = ds.X[pick[: rows * (len(pick) // rows)]].reshape(rows, -1, ds.n_features)
+        mosaic = plots.image_tiles(tiles, ds.image_shape, max_per_row=16)
+        grow = max(1, round(56 / max(ds.image_shape)))  # 8x8 digits drawn 7x, 28x28 2x: tiles one can read
+        st.image(mosaic.repeat(grow, axis=0).repeat(grow, axis=1), clamp=True)
     elif ds.kind == "2d":
         pts = ds.inverse(ds.X)
         fig = plots.scatter_clusters(pts, None if ds.y is None else ds.y, labels=ds.y,
@@ -87,12 +98,12 @@ def preview(ds: data.Dataset) -> None:
     else:
         import pandas as pd
 
-        frame = pd.DataFrame(ds.inverse(ds.X[:200]), columns=list(ds.feature_names))
+        frame = pd.DataFrame(_shown(ds, ds.inverse(ds.X[:200])), columns=list(ds.feature_names))
         if ds.y is not None:
             frame.insert(0, "label", [ds.label_names[i] for i in ds.y[:200]])
         st.dataframe(frame, height=240)
         st.markdown("Per-column summary")
-        summary = pd.DataFrame(ds.inverse(ds.X), columns=list(ds.feature_names)).describe().T
+        summary = pd.DataFrame(_shown(ds, ds.inverse(ds.X)), columns=list(ds.feature_names)).describe().T
         st.dataframe(summary[["mean", "std", "min", "max"]], height=240)
 
 

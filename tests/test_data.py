@@ -599,8 +599,9 @@ def test_flattened_images_in_a_table_are_read_as_images():
     rng = np.random.default_rng(2)
     assert load_bytes(npy_bytes(rng.integers(0, 2, (30, 1024))), "bits.npy").kind == "tabular"
     assert load_bytes(npy_bytes(rng.integers(0, 12, (30, 400))), "words.npy").kind == "tabular"
-    dark = load_bytes(npy_bytes(rng.integers(0, 16, (5, 8, 8))), "dark.npy")  # 3-D: images, as before
-    assert dark.kind == "image" and np.all(dark.scale == 255)
+    levels = rng.integers(0, 17, (5, 8, 8))  # 3-D: images; 17 grey levels, as the digits: divided by 16
+    dark = load_bytes(npy_bytes(levels), "dark.npy")
+    assert dark.kind == "image" and np.all(dark.scale == 16) and dark.X.max() == levels.max() / 16
     # 64 unnamed columns of counts stay a table; so do named columns that are not pixels
     counts = np.random.default_rng(1).integers(1, 6, (20, 64))
     assert load_bytes(_csv(None, counts).encode(), "survey.csv").kind == "tabular"
@@ -613,6 +614,14 @@ def test_what_spreadsheets_and_pandas_write_loads_as_meant():
     # pandas' to_csv writes its index as an unnamed first column: not a feature
     text = _csv(",a,b", [[i, 0.5 * i, (-1) ** i] for i in range(10)])
     assert load_bytes(text.encode(), "frame.csv").feature_names == ("a", "b")
+    # a frame made from an array: its column numbers as the header, with or without its index
+    iris = load_builtin("varied").X[:12]
+    for text in (_csv(",0,1", [[i, *r] for i, r in enumerate(iris)]), _csv("0,1,2", [[*r, 1.5] for r in iris])):
+        ds = load_bytes(text.encode(), "frame.csv")
+        assert ds.n_samples == 12 and ds.feature_names[:2] == ("0", "1")
+    shuffled = _csv(",a,b", [[i, 0.5 * i, (-1) ** i] for i in np.random.default_rng(0).permutation(10)])
+    assert load_bytes(shuffled.encode(), "frame.csv").feature_names == ("a", "b")  # a shuffled index too
+    assert load_bytes(b"0,1\n1,0\n0,0\n1,1\n", "bits.csv").n_samples == 4  # two bits: data, not a header
     named_zero = _csv("id,a,b", [[i, 0.5 * i, (-1) ** i] for i in range(10)])  # a named column is kept
     assert load_bytes(named_zero.encode(), "frame.csv").feature_names == ("id", "a", "b")
     # class names that read as missing elsewhere are names in the label column; an empty one is missing
@@ -628,6 +637,8 @@ def test_what_spreadsheets_and_pandas_write_loads_as_meant():
     # decimal commas, as a spreadsheet in many languages writes them: said, not "choose a label"
     with pytest.raises(DataError, match=r"decimal commas \(1,5 in column 'a'\)"):
         load_bytes(b"a;b\n1,5;2,5\n3,5;4,5\n", "eu.csv")
+    with pytest.raises(DataError, match=r"decimal commas \(5,1 in column 'sepal'\)"):  # beside a text label
+        load_bytes(b"sepal;petal;species\n5,1;1,4;setosa\n4,9;1,4;virginica\n", "eu.csv")
 
 
 def test_the_page_guesses_the_label_column_by_text_or_by_name():

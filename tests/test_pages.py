@@ -759,3 +759,22 @@ def test_compare_keeps_its_choice_when_a_chosen_run_is_deleted_elsewhere():
     at.multiselect(key="compare-runs").unselect(c).run()  # the next click counts
     assert at.multiselect(key="compare-runs").value == [a]
     assert any("Pick at least two runs" in i.value for i in at.info)
+
+
+def test_data_page_previews_the_files_own_values():
+    """The preview maps the scaled float32 data back: 0 showed as -0.000000006."""
+    rng = np.random.default_rng(0)
+    values = np.round(rng.uniform(0, 8, (40, 3)), 1)
+    values[:5, 0] = 0.0
+    from ganmm.uploads import save_upload
+
+    text = "a,b,c\n" + "\n".join(",".join(f"{v:.1f}" for v in row) for row in values) + "\n"
+    path = save_upload("measures.csv", text.encode())  # the pages read built-ins and uploads only
+    at = page("pages/1_Data.py")
+    at.session_state["data_choice"] = DataChoice(str(path), display="measures.csv")
+    at.run()
+    assert not at.exception and "40 rows x 3 features" in texts(at)
+    shown = at.dataframe[0].value
+    np.testing.assert_array_equal(shown.to_numpy(), values)  # exactly the file's numbers
+    summary = at.dataframe[1].value
+    assert summary.loc["a", "min"] == 0.0 and summary.loc["b", "max"] == values[:, 1].max()
