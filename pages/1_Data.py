@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -37,17 +40,8 @@ def upload_ui() -> common.DataChoice | None:
         st.error(str(exc))
         return None
     label_column, labels = None, None
-    if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.name.lower().endswith((".csv.gz", ".tsv.gz", ".txt.gz")):
-        columns, guess = _csv_columns(str(path))  # guess: a text column, one named "label", MNIST's first
-        if columns:
-            # a key per file: a shared one kept the last file's "(no labels)" while
-            # showing this file's guess, and loading failed on its text column
-            pick = st.selectbox("Label column", ["(no labels)"] + columns,
-                                key=f"upload-label-column-{path.parent.name}",
-                                index=1 + columns.index(guess) if guess else 0,
-                                help="a column that holds the true class of each row; it is never used "
-                                     "for training, only to score the clusters")
-            label_column = None if pick == "(no labels)" else pick
+    if _is_csv(path):
+        label_column = label_ui(path)
     elif not path.name.lower().endswith((".npz", ".npz.gz")):
         lab = st.file_uploader("Labels file (optional: IDX or NPY, one label per row)", key="upload-labels")
         if lab is not None:
@@ -56,6 +50,29 @@ def upload_ui() -> common.DataChoice | None:
             except GanmmError as exc:
                 st.error(str(exc))
     return common.DataChoice(str(path), label_column, labels, display=up.name)
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() in (".csv", ".tsv", ".txt") or \
+        path.name.lower().endswith((".csv.gz", ".tsv.gz", ".txt.gz"))
+
+
+def label_ui(path: Path, chosen: str | None = None, *, first: bool = True) -> str | None:
+    """The label column picker of an uploaded CSV/TSV: its columns, the guess (a text
+    column, one named "label", MNIST's first) preselected, or ``chosen`` when the
+    file is already in use (``first`` False: back on the page after another)."""
+    columns, guess = _csv_columns(str(path))
+    if not columns:
+        return chosen
+    pick = chosen if not first else guess
+    # a key per file: a shared one kept the last file's "(no labels)" while
+    # showing this file's guess, and loading failed on its text column
+    choice = st.selectbox("Label column", ["(no labels)"] + columns,
+                          key=f"upload-label-column-{path.parent.name}",
+                          index=1 + columns.index(pick) if pick in columns else 0,
+                          help="a column that holds the true class of each row; it is never used "
+                               "for training, only to score the clusters")
+    return None if choice == "(no labels)" else choice
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -115,6 +132,9 @@ if choice is None and source == "Upload" and current.source not in data.BUILTINS
     st.caption(f"Shown: **{current.display or current.source}**, the uploaded file new runs use. "
                "Upload another file to replace it.")
     choice = current
+    if _is_csv(Path(current.source)):  # its label column can still be changed (it was gone)
+        picked = label_ui(Path(current.source), current.label_column, first=False)
+        choice = dataclasses.replace(current, label_column=picked)
 if choice is not None:
     try:
         ds = common.load_dataset(choice.source, choice.label_column, choice.labels)

@@ -778,3 +778,21 @@ def test_data_page_previews_the_files_own_values():
     np.testing.assert_array_equal(shown.to_numpy(), values)  # exactly the file's numbers
     summary = at.dataframe[1].value
     assert summary.loc["a", "min"] == 0.0 and summary.loc["b", "max"] == values[:, 1].max()
+
+
+def test_back_on_the_data_page_the_files_label_column_can_still_be_changed():
+    """After a visit to another page the uploader is empty and the file in use is
+    shown; its label column picker was gone, so changing it meant uploading again."""
+    from ganmm.uploads import save_upload
+
+    rows = "\n".join(f"{i % 7}.5,{i % 5}.25,{i % 3}" for i in range(30))
+    path = save_upload("kinds.csv", f"a,b,kind\n{rows}\n".encode())
+    at = page("pages/1_Data.py")
+    at.session_state["data_choice"] = DataChoice(str(path), label_column="kind", display="kinds.csv")
+    at.run()
+    picker = at.selectbox(key=f"upload-label-column-{path.parent.name}")
+    assert not at.exception and picker.value == "kind" and "30 rows x 2 features" in texts(at)
+    picker.select("(no labels)").run()
+    assert not at.exception and "30 rows x 3 features" in texts(at)
+    next(b for b in at.button if b.label == "Use this dataset for new runs").click().run()
+    assert at.session_state["data_choice"].label_column is None
