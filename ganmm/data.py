@@ -623,8 +623,11 @@ def _read_capped(path: Path, limits: Limits) -> bytes:
 
 
 def _stem(filename: str) -> str:
-    """'train.csv.gz' -> 'train'; 'train-images-idx3-ubyte' stays as is."""
+    """'train.csv.gz' -> 'train'; 'train-images-idx3-ubyte' stays as is; a file named
+    like a built-in set keeps its suffix ('digits.csv'), so that runs on it and on
+    the built-in one are told apart on every page."""
     name = PurePath(filename).name
     if name.lower().endswith(".gz"):
         name = name[:-3]
-    return PurePath(name).stem or name
+    stem = PurePath(name).stem or name
+    return name if stem in BUILTINS else stem

@@ -672,3 +672,9 @@ def test_a_headerless_mnist_csv_gets_its_first_column_as_the_labels(tmp_path):
     # 785 unnamed columns that are not pixels after the first: no guess
     other = write(tmp_path, "wide.csv", _csv(None, [[1, *rng.normal(size=784).round(3)] for _ in range(5)]))
     assert csv_head_info(str(other))[2] is None
+
+
+def test_a_file_named_like_a_built_in_set_keeps_its_suffix():
+    text = _csv("a,b", [[1, 2], [3, 5], [4, 1]]).encode()
+    assert load_bytes(text, "digits.csv").name == "digits.csv"  # not the built-in "digits"
+    assert load_bytes(text, "my_digits.csv").name == "my_digits"
