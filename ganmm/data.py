@@ -272,6 +272,20 @@ def _as_float(s: str) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def round_to_spread(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``values`` (..., d) in the data's units, float64, each feature rounded to 6
+    significant digits of its spread ``scale`` (d,): what the pages and the export
+    show. Points mapped back from the float32 scaled data carry float32's noise
+    (0 came back as -0.000000006), and a fixed 6 significant digits would print
+    time stamps near 1.6e9 that vary by seconds all as 1.6e+09."""
+    out = np.array(values, dtype=np.float64)
+    spread = np.maximum(np.abs(np.asarray(scale, dtype=np.float64)), 1e-300)
+    decimals = np.clip(6 - np.floor(np.log10(spread)), 0, 15).astype(int)
+    for j, places in enumerate(decimals):
+        out[..., j] = np.round(out[..., j], places)
+    return out
+
+
 def _scale_image(X: np.ndarray, pixel_max: float | None) -> tuple[float, float]:
     """(offset, scale) taking pixels to [0, 1]: /pixel_max, as is, /16 (whole
     numbers up to 16: the 17 grey levels of scikit-learn's digits, which /255 drew

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .data import round_to_spread
 from .store import SCHEMA_VERSION, IterationRecord, IterationUnreadable, RunRecord, RunStore, StoreError
 
 def export_run(store: RunStore, run_id: str, path: Path | str) -> Path:
@@ -128,24 +129,14 @@ def _export_members(store: RunStore, run: RunRecord, rows: list[IterationRecord]
             else [f"x{j}" for j in range(width)]
         writer.writerow(["iteration", "cluster", "sample", *features])
         in_units = "scale" in meta and width == len(features)
-        formats = _unit_formats(meta["offset"], meta["scale"]) if in_units else [".6g"] * width
+        shown = ".15g" if in_units else ".6g"  # in units: already rounded to the feature's spread
         for it, samples in sample_rows:
-            units = samples * meta["scale"].astype(np.float64) + meta["offset"] if in_units else samples
+            units = round_to_spread(samples * meta["scale"].astype(np.float64) + meta["offset"], meta["scale"]) \
+                if in_units else samples
             for k in range(units.shape[0]):
                 for s in range(units.shape[1]):
-                    writer.writerow([it, k, s, *(format(v, f) for v, f in zip(units[k, s], formats))])
+                    writer.writerow([it, k, s, *(format(v, shown) for v in units[k, s])])
         zf.writestr("samples.csv", text.getvalue())
-
-
-def _unit_formats(offset: np.ndarray, scale: np.ndarray) -> list[str]:
-    """Per feature, a format with 6 significant digits of the feature's spread:
-    more digits where values sit far from 0 for their spread (time stamps near
-    1.6e9 that vary by seconds would all print as 1.6e+09 with 6 digits)."""
-    offset, scale = np.abs(np.asarray(offset, np.float64)), np.abs(np.asarray(scale, np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        extra = np.ceil(np.log10(np.where(scale > 0, offset / scale, 1.0)))
-    extra = np.clip(np.nan_to_num(extra, nan=0.0, posinf=9.0), 0, 9).astype(int)
-    return [f".{6 + int(e)}g" for e in extra]
 
 
 def _union(dicts: Any) -> list[str]:

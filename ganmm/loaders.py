@@ -433,12 +433,11 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
     dtypes = frame.dtypes.tolist()
     bad = [j for j in keep if not pd.api.types.is_numeric_dtype(dtypes[j])]
     if bad:
-        comma = [j for j in bad if (cells := [str(v) for v in frame.iloc[:20, j].dropna()])
-                 and all(_DECIMAL_COMMA.fullmatch(c) for c in cells)]
+        head = {j: [str(v) for v in frame.iloc[:20, j].dropna()] for j in bad}
+        comma = [j for j, cells in head.items() if cells and all(_DECIMAL_COMMA.fullmatch(c) for c in cells)]
         if comma:  # other text columns may be labels: the commas are what to fix first
-            first_cell = str(frame.iloc[:20, comma[0]].dropna().iloc[0])
             raise DataError(
-                f"the numbers use decimal commas ({first_cell} in column {names[comma[0]]!r}); "
+                f"the numbers use decimal commas ({head[comma[0]][0]} in column {names[comma[0]]!r}); "
                 "save the file with decimal points (in a spreadsheet: English number format), "
                 "separated by commas, semicolons or tabs")
         bad_names = [names[j] for j in bad]
@@ -454,6 +453,8 @@ def parse_csv(data: bytes, limits: Limits, label_column: str | None = None) -> T
     return Table(X, labels, feature_names, _image_shape(X, feature_names if has_header else None))
 
 
+MNIST_PIXELS = 28 * 28
+"""a row of an MNIST CSV after its label: unnamed columns of this many whole numbers are images"""
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 _PIXEL_NAME = re.compile(r"(?:pixel|pix|px|p)[ _.-]?\d+(?:[ _.x-]\d+)?|\d+x\d+", re.ASCII | re.IGNORECASE)
 
@@ -485,7 +486,7 @@ def _image_shape(X: np.ndarray, names: tuple[str, ...] | None) -> tuple[int, int
     if side < 8 or side * side != d or n == 0:
         return None
     pixel_names = names is not None and all(_PIXEL_NAME.fullmatch(name) for name in names)
-    if not pixel_names and (names is not None or d != 784):
+    if not pixel_names and (names is not None or d != MNIST_PIXELS):
         return None
     lo, hi = float(X.min()), float(X.max())
     if lo < 0 or hi > 255:
@@ -522,33 +523,26 @@ def label_guess(columns: list[str], text_columns: list[str],
     if named:
         return named[0] if len(named) == 1 else None
     unnamed = columns == [f"x{j}" for j in range(len(columns))]
-    if unnamed and len(columns) == 785 and rows and all(_mnist_row(row) for row in rows):
+    if unnamed and len(columns) == MNIST_PIXELS + 1 and rows and all(_mnist_row(row) for row in rows):
         return "x0"
     return None
 
 
 def _mnist_row(row: list[str]) -> bool:
     """A label (a whole number) then 784 pixels, whole numbers 0..255."""
-    if len(row) != 785 or not all(_INTEGER.fullmatch(cell) for cell in row):
+    if len(row) != MNIST_PIXELS + 1 or not all(_INTEGER.fullmatch(cell) for cell in row):
         return False
     return all(0 <= int(cell) <= 255 for cell in row[1:])
 
 
 def csv_head_info(data: bytes) -> tuple[list[str], list[str], str | None]:
-    """:func:`csv_column_kinds` and the :func:`label_guess` of CSV/TSV text, from one
-    read of its first lines."""
+    """The column names of CSV/TSV text, those of them that hold something other than
+    numbers (or missing values) in its first lines, and the :func:`label_guess`:
+    what a page offers before the file can be loaded (a text column cannot be a
+    feature), from one read of its first lines."""
     names, rows = _csv_head(data)
     text = _text_columns(names, rows)
     return names, text, label_guess(names, text, rows)
-
-
-def csv_column_kinds(data: bytes) -> tuple[list[str], list[str]]:
-    """The column names of CSV/TSV text, and those of them that hold something other
-    than numbers (or missing values) in its first lines: the label column, when
-    there is exactly one (a page preselects it, since the file cannot be loaded
-    with a text column among the features)."""
-    names, rows = _csv_head(data)
-    return names, _text_columns(names, rows)
 
 
 def _text_columns(names: list[str], rows: list[list[str]]) -> list[str]:

@@ -86,14 +86,6 @@ def _csv_columns(path: str) -> tuple[list[str], str | None]:
     return columns, guess
 
 
-def _shown(ds: data.Dataset, values: np.ndarray) -> np.ndarray:
-    """Values back in the file's units, rounded to 6 significant digits of each
-    column's spread: the scaled data are float32, and 0 came back as -0.000000006."""
-    decimals = np.clip(6 - np.floor(np.log10(np.maximum(np.abs(ds.scale), 1e-300))), 0, 15).astype(int)
-    return np.column_stack([np.round(values[:, j], decimals[j]) for j in range(values.shape[1])]) \
-        if values.size else values
-
-
 def preview(ds: data.Dataset) -> None:
     st.markdown(f"{ds.n_samples:,} rows x {ds.n_features} features, kind **{ds.kind}**, "
                 f"{ds.n_classes or 'no'} classes")
@@ -115,12 +107,12 @@ def preview(ds: data.Dataset) -> None:
     else:
         import pandas as pd
 
-        frame = pd.DataFrame(_shown(ds, ds.inverse(ds.X[:200])), columns=list(ds.feature_names))
+        frame = pd.DataFrame(data.round_to_spread(ds.inverse(ds.X[:200]), ds.scale), columns=list(ds.feature_names))
         if ds.y is not None:
             frame.insert(0, "label", [ds.label_names[i] for i in ds.y[:200]])
         st.dataframe(frame, height=240)
         st.markdown("Per-column summary")
-        summary = pd.DataFrame(_shown(ds, ds.inverse(ds.X)), columns=list(ds.feature_names)).describe().T
+        summary = pd.DataFrame(data.round_to_spread(ds.inverse(ds.X), ds.scale), columns=list(ds.feature_names)).describe().T
         st.dataframe(summary[["mean", "std", "min", "max"]], height=240)
 
 

@@ -18,7 +18,7 @@ from ganmm.data import (
     list_builtins, load, load_builtin, load_bytes, validate,
 )
 from ganmm.errors import DataError
-from ganmm.loaders import csv_column_kinds as csv_column_kinds_of, label_guess
+from ganmm.loaders import csv_head_info as head_info_of, label_guess
 
 TWO_D = ["blobs", "moons", "circles", "aniso", "varied", "spirals"]
 
@@ -655,7 +655,7 @@ def test_excels_separator_line_names_the_separator():
     with pytest.raises(DataError, match="line 4 has 3 fields but the first line has 2"):  # the file's own line
         load_bytes(b"sep=;\na;b\n1;2\n3;4;5\n", "excel.csv")
     text = b"sep=;\r\nwidth;height;kind\r\n1.5;2;a\r\n3;4.5;b\r\n"
-    assert csv_column_kinds_of(text) == (["width", "height", "kind"], ["kind"])
+    assert head_info_of(text)[:2] == (["width", "height", "kind"], ["kind"])
     ds = load_bytes(text, "excel.csv", label_column="kind")
     assert ds.feature_names == ("width", "height") and ds.n_samples == 2
     np.testing.assert_allclose(ds.inverse(ds.X), [[1.5, 2], [3, 4.5]])

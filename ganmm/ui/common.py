@@ -141,11 +141,10 @@ def cancel_embedded_space(ds: data.Dataset, seed: int) -> None:
     """Stop the autoencoder training for ``ds`` and ``seed`` after its current epoch
     (a later request trains it anew)."""
     key = ("embedded", ds.fingerprint(), seed)
-    fut = background().futures.get(key)
+    fut = background().forget(key)
     if fut is not None and not fut.done():
         _AE_CANCELS[key] = _AE_CANCELS.get(key, 0) + 1
         fut.cancel()  # not started yet: it never will
-    background().forget(key)
     _AE_PROGRESS.pop(key, None)
 
 
@@ -272,9 +271,10 @@ class _Background:
                 self.jobs.put((fut, fn, args))
             return fut
 
-    def forget(self, key: Any) -> None:
+    def forget(self, key: Any) -> Future | None:
+        """Drop the result kept for ``key`` (the next submit computes anew); returns its future."""
         with self.lock:
-            self.futures.pop(key, None)
+            return self.futures.pop(key, None)
 
 
 @st.cache_resource(show_spinner=False)
