@@ -11,7 +11,7 @@ import streamlit as st
 from ganmm.errors import GanmmError
 from ganmm.models import DESCRIPTIONS
 from ganmm.ui import common, forms
-from ganmm.ui.compare import metric_text
+from ganmm.ui.compare import METRICS
 
 st.set_page_config(page_title="GANMM Studio", layout="wide")
 
@@ -58,7 +58,7 @@ def runs_table(records) -> pd.DataFrame:
             "name": r.name, "status": f"{r.status} · damaged" if r.damaged else r.status, "model": r.model, "dataset": r.dataset,
             "progress": f"{r.iterations if r.iterations is not None else '-'} / {max_iter or '?'}",
             "device": r.device,
-            **{m: metric_text(r.metrics.get(m)) for m in ("purity", "ari", "nmi", "acc")},
+            **{m: r.metrics.get(m) for m in METRICS},
             "created": pd.Timestamp(r.created, unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": r.run_id})
     return pd.DataFrame(rows)
@@ -144,7 +144,9 @@ def runs_ui() -> None:
         st.info("No runs yet. Start one with the quick start above, on the Train page, "
                 "or from the command line (`python -m ganmm run ...`): every run appears here.")
         return
-    st.dataframe(runs_table(records), hide_index=True, width="stretch")  # metrics as text: "-" for none
+    # metrics stay numbers, so that a click on a column sorts -0.1 before -0.03
+    st.dataframe(runs_table(records), hide_index=True, width="stretch",
+                 column_config=common.METRIC_COLUMNS, placeholder=common.NONE_SHOWN)
     run_actions_ui(records)
 
 

@@ -37,7 +37,8 @@ if len(chosen) < 2:
 runs = [by_id[i] for i in chosen]
 
 st.subheader("Summary")
-st.dataframe(compare.summary_view(runs), width="stretch", hide_index=True)
+st.dataframe(compare.summary_view(runs), width="stretch", hide_index=True,
+             column_config=common.METRIC_COLUMNS, placeholder=common.NONE_SHOWN)
 st.caption("Highlighted: settings that differ between the chosen runs. NMI uses arithmetic normalisation.")
 
 st.subheader("Metric curves")

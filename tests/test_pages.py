@@ -96,7 +96,10 @@ def test_home_lists_runs_with_their_metrics_and_actions():
     row = table[table["run id"] == run_id].iloc[0]
     assert row["name"] == "my moons run" and row["status"] == "done" and row["progress"] == "4 / 4"
     ari = get_manager().store.get_run(run_id).metrics["ari"]
-    assert row["ari"] == f"{ari:.3f}"  # as text: a run without labels shows "-", not "None"
+    assert row["ari"] == ari  # a number, so that the column sorts as numbers (as text -0.03 came before -0.1)
+    assert table["ari"].dtype.kind == "f"
+    shown = at.dataframe[0].proto  # to 3 decimals, and "-" (not "None") where a run has no value
+    assert shown.placeholder == "-" and '"%.3f"' in shown.columns
     labels = {b.label for b in at.button}
     assert {"Open", "Compare", "Pause", "Stop", "Delete", "Prepare zip"} <= labels
     at.button(key="home-zip").click().run()
@@ -238,6 +241,27 @@ def test_train_page_explains_empty_label_panels_for_unlabelled_data():
     assert "no labels" in texts(at)
 
 
+def test_runs_without_labels_show_a_dash_and_metrics_sort_as_numbers():
+    """Home's and Compare's metric columns are numbers (as text, -0.03 sorted before
+    -0.1), and a run on unlabelled data has none: NaN, drawn as the table's "-"."""
+    rng = np.random.default_rng(0)
+    plain = finished_run(data.from_arrays(rng.normal(size=(60, 2)), None, name="nolabels"), "kmeans", 2)
+    labelled = finished_run("moons", "kmeans", 2)
+    at = page("Home.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run id")
+    assert np.isnan(table.loc[plain, "ari"]) and not np.isnan(table.loc[labelled, "ari"])
+    assert at.dataframe[0].proto.placeholder == "-"
+    assert list(table["ari"].sort_values(na_position="last").index) == [labelled, plain]
+    at = page("pages/3_Compare.py")
+    at.session_state["compare"] = [plain, labelled]
+    at.run()
+    assert not at.exception
+    summary = at.dataframe[0].value
+    assert summary["acc"].isna().tolist() == [True, False]
+    assert shown_cells(at.dataframe[0])["acc"][0] == "-" and at.dataframe[0].proto.placeholder == "-"
+
+
 def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
     at = page("pages/3_Compare.py").run()
     assert not at.exception and "at least two runs" in texts(at)
@@ -254,7 +278,11 @@ def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
     assert all(re.fullmatch(r"-?\d\.\d{3}", v) for m in ("purity", "ari", "nmi", "acc") for v in shown[m])
     assert all(re.fullmatch(r"\d+\.\d", v) for v in shown["seconds"])
     assert list(shown["preset"]) == ["-", "-"] and "None" not in shown.to_string()
-    assert not summary.isna().any().any()  # the browser's table draws a missing value as "None"
+    # the browser's table draws a missing value as "None" unless told otherwise: only the
+    # metrics (numbers, so that they sort as numbers) may be missing, and show "-"
+    assert not summary.drop(columns=["purity", "ari", "nmi", "acc"]).isna().any().any()
+    assert all(summary[m].dtype.kind == "f" for m in ("purity", "ari", "nmi", "acc"))
+    assert at.dataframe[0].proto.placeholder == "-"
     from ganmm.store import RunStore
     from ganmm.ui.compare import settings_of
     from ganmm.ui.compare import summary as summary_of

@@ -64,6 +64,12 @@ class DataChoice:
 
 DEFAULT_DATA = DataChoice("mnist5k", display="mnist5k")
 
+NONE_SHOWN = "-"
+"""what a table cell without a value shows (the browser's table drew "None")"""
+METRIC_COLUMNS = {m: st.column_config.NumberColumn(format="%.3f") for m in ("purity", "ari", "nmi", "acc")}
+"""metric columns as numbers to 3 decimals: they sort as numbers (as text, -0.03 came
+before -0.1)"""
+
 
 def manager() -> RunManager:
     """The server's one run manager (shared by every browser session)."""

@@ -55,24 +55,20 @@ def summary(records: list[RunRecord]) -> tuple[pd.DataFrame, set[str]]:
 def summary_view(records: list[RunRecord]):
     """The summary as the Compare page shows it: metrics to 3 decimals, seconds to
     1, a setting a model does not have as "-" (pandas' default drew "0.501000" and
-    "None"), and the settings that differ between the runs highlighted."""
+    "None"), and the settings that differ between the runs highlighted. The
+    metrics stay numbers so that they sort as numbers; the page's table shows a
+    missing one as "-" (its ``placeholder``)."""
     table, differs = summary(records)
     # settings as given (0.0001 and 5e-05 stay apart, 128.0 reads 128), as text: the
     # browser's table draws a missing value as "None" whatever a Styler says
     for c in table.columns.difference([*METRICS, "seconds"]):
         table[c] = table[c].map(_setting)
-    for c in METRICS:  # as text too: a run without labels has None, which the browser drew as "None"
-        table[c] = table[c].map(metric_text)
+    for c in METRICS:  # a run without labels has None: NaN in a float column
+        table[c] = pd.to_numeric(table[c], errors="coerce").astype(float)
     return (table.style
             .format("{:.1f}", subset=["seconds"], na_rep="-")
+            .format("{:.3f}", subset=list(METRICS), na_rep="-")
             .apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)))
-
-
-def metric_text(value) -> str:
-    """A metric to 3 decimals, or "-" where there is none (no labels, no iteration)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    return f"{value:.3f}"
 
 
 def _setting(value) -> str:
