@@ -13,7 +13,7 @@ from ganmm.models import DESCRIPTIONS
 from ganmm.ui import common, forms
 from ganmm.ui.compare import METRICS
 
-st.set_page_config(page_title="GANMM Studio", layout="wide")
+common.set_up_page()
 
 QUICK_START = dict(model="ganmm", settings={"n_clusters": 10})  # the default preset: 3000 iterations or 10 minutes
 

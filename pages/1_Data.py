@@ -14,7 +14,7 @@ from ganmm.loaders import ACCEPTED_TYPES
 from ganmm.ui import common
 from ganmm.uploads import save_upload
 
-st.set_page_config(page_title="Data · GANMM Studio", layout="wide")
+common.set_up_page("Data")
 st.title("Data")
 
 current = common.data_choice()

@@ -7,7 +7,7 @@ import streamlit as st
 from ganmm.errors import GanmmError
 from ganmm.ui import common, forms, live
 
-st.set_page_config(page_title="Train · GANMM Studio", layout="wide")
+common.set_up_page("Train")
 st.title("Train")
 
 choice, ds, error = common.chosen_dataset()

@@ -7,7 +7,7 @@ import streamlit as st
 from ganmm import plots
 from ganmm.ui import common, compare, live
 
-st.set_page_config(page_title="Compare · GANMM Studio", layout="wide")
+common.set_up_page("Compare")
 st.title("Compare runs")
 
 records = common.store().list_runs()

@@ -7,7 +7,7 @@ import streamlit as st
 from ganmm.errors import GanmmError
 from ganmm.ui import classroom, common
 
-st.set_page_config(page_title="Classroom · GANMM Studio", layout="wide")
+common.set_up_page("Classroom")
 teacher = st.session_state.get("classroom-teacher", False)
 if teacher:
     st.markdown(classroom.TEACHER_CSS, unsafe_allow_html=True)  # a fixed style sheet, no user text

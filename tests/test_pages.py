@@ -824,3 +824,41 @@ def test_back_on_the_data_page_the_files_label_column_can_still_be_changed():
     assert not at.exception and "30 rows x 3 features" in texts(at)
     next(b for b in at.button if b.label == "Use this dataset for new runs").click().run()
     assert at.session_state["data_choice"].label_column is None
+
+
+def test_a_reload_comes_back_to_the_dataset_in_use():
+    """A reload starts a new session; the page's address keeps the dataset (built-in,
+    or an upload with its label column), and names nothing outside the uploads."""
+    from ganmm.uploads import save_upload
+
+    at = page("pages/1_Data.py").run()
+    assert not at.exception and at.query_params == {}  # mnist5k, the default, needs no address
+    at.selectbox[0].select("digits").run()
+    next(b for b in at.button if b.label == "Use this dataset for new runs").click().run()
+    assert at.query_params == {"data": "digits"}
+    reloaded = page("pages/2_Train.py")
+    reloaded.query_params.update(at.query_params)
+    reloaded.run()
+    assert not reloaded.exception and reloaded.session_state["data_choice"].source == "digits"
+    assert reloaded.query_params == {"data": "digits"}  # kept after switching to this page
+
+    rows = "\n".join(f"{i % 7}.5,{i % 5}.25,{i % 3}" for i in range(30))
+    path = save_upload("kinds.csv", f"a,b,kind\n{rows}\n".encode())
+    at = page("pages/3_Compare.py")
+    at.session_state["data_choice"] = DataChoice(str(path), label_column="kind", display="kinds.csv")
+    at.run()
+    assert at.query_params == {"data": f"{path.parent.name}/kinds.csv", "label": "kind"}  # no server path
+    reloaded = page("pages/1_Data.py")
+    reloaded.query_params.update(at.query_params)
+    reloaded.run()
+    assert not reloaded.exception and "30 rows x 2 features" in texts(reloaded)
+    assert reloaded.session_state["data_choice"].source == str(path)
+    assert reloaded.session_state["data_choice"].label_column == "kind"
+
+    outside = ROOT / "README.md"
+    for named in (str(outside), "../" * 12 + str(outside).lstrip("/"), "0" * 24 + "/kinds.csv"):
+        at = page("pages/1_Data.py")
+        at.query_params["data"] = named
+        at.run()
+        assert not at.exception and at.session_state["data_choice"].source == "mnist5k", named
+        assert "does not keep" in " ".join(t.value for t in at.toast) and at.query_params == {}

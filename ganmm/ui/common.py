@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -181,12 +182,73 @@ def store() -> RunStore:
 
 
 def data_choice() -> DataChoice:
-    """The session's dataset (mnist5k until the Data page changes it)."""
-    return st.session_state.get("data_choice", DEFAULT_DATA)
+    """The session's dataset: mnist5k until the Data page changes it, or what the
+    page's address names (a reload starts a new session: the address keeps it)."""
+    if "data_choice" not in st.session_state:
+        named = choice_from_address(st.query_params.to_dict())
+        if named is None and st.query_params.get("data"):
+            st.toast(f"The address names a dataset this server does not keep; new runs use {DEFAULT_DATA.display}.")
+        st.session_state["data_choice"] = named or DEFAULT_DATA
+    return st.session_state["data_choice"]
 
 
 def set_data_choice(choice: DataChoice) -> None:
     st.session_state["data_choice"] = choice
+    keep_choice_in_address()
+
+
+def address_of(choice: DataChoice) -> dict[str, str]:
+    """The query parameters that name ``choice``: a built-in's name, or an upload's
+    place in the uploads folder (its content hash and safe name), never a path."""
+    if choice == DEFAULT_DATA:
+        return {}
+    root = uploads.uploads_dir()
+
+    def kept(path: str) -> str:
+        return Path(path).relative_to(root).as_posix() if uploads.is_upload(path) else path
+
+    params = {"data": kept(choice.source)}
+    if choice.label_column is not None:
+        params["label"] = choice.label_column
+    if choice.labels is not None:
+        params["labels"] = kept(choice.labels)
+    return params
+
+
+def choice_from_address(params: dict[str, str]) -> DataChoice | None:
+    """The dataset the query parameters name, when it is a built-in or a file kept
+    in the uploads folder; None otherwise (nothing else on the server is named)."""
+    source = params.get("data")
+    if not source:
+        return None
+    if source in data.BUILTINS:
+        return DataChoice(source, display=source)
+    root = uploads.uploads_dir()
+    files = [params[k] for k in ("data", "labels") if params.get(k)]
+    if not all(uploads.is_upload(root / f) for f in files):
+        return None
+    path = root / source
+    labels = str(root / params["labels"]) if params.get("labels") else None
+    return DataChoice(str(path), params.get("label") or None, labels, display=path.name)
+
+
+def keep_choice_in_address() -> None:
+    """Write the session's dataset into the page's address (switching pages clears
+    it), so that a reload comes back to the same dataset."""
+    wanted = address_of(data_choice())
+    for key in ("data", "label", "labels"):
+        if key in wanted:
+            if st.query_params.get(key) != wanted[key]:
+                st.query_params[key] = wanted[key]
+        elif key in st.query_params:
+            del st.query_params[key]
+
+
+def set_up_page(title: str | None = None) -> None:
+    """Every page's first call: its title, the wide layout, and the session's
+    dataset kept in the address."""
+    st.set_page_config(page_title=f"{title} · GANMM Studio" if title else "GANMM Studio", layout="wide")
+    keep_choice_in_address()
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the dataset ...")

@@ -18,7 +18,7 @@ def open_page(page, server, name: str) -> None:
         page.goto(server.url)
         wait_for_app(page)
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name).click()
-    page.wait_for_url(f"**/{name}")
+    page.wait_for_url(re.compile(rf"/{name}(\?|$)"))  # the address may name the dataset in use
     wait_for_app(page)
 
 
@@ -80,6 +80,14 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
     expect(main.get_by_role("combobox", name="Label column")).to_have_value(re.compile(r"^species\b"))
     expect(main.get_by_text("40 rows x 2 features, kind 2d, 2 classes")).to_be_visible()
     main.get_by_role("button", name="Use this dataset for new runs").click()
+    expect(main.get_by_text("New runs on the Train page use this dataset")).to_be_visible()
+    # a reload starts a new session: the address brings back the file and its labels
+    page.wait_for_url(re.compile(r"[?&]label=species"))
+    page.reload()
+    wait_for_app(page)
+    main = page.locator('[data-testid="stMain"]')
+    expect(main.get_by_text("40 rows x 2 features, kind 2d, 2 classes")).to_be_visible()
+    expect(main.get_by_role("combobox", name="Label column")).to_have_value(re.compile(r"^species\b"))
     expect(main.get_by_text("New runs on the Train page use this dataset")).to_be_visible()
 
     # ---- Data: back to a built-in 2-D set for training -----------------------------
