@@ -862,3 +862,24 @@ def test_a_reload_comes_back_to_the_dataset_in_use():
         at.run()
         assert not at.exception and at.session_state["data_choice"].source == "mnist5k", named
         assert "does not keep" in " ".join(t.value for t in at.toast) and at.query_params == {}
+
+
+def test_the_train_pages_address_names_the_run_watched():
+    """A reload of the Train page (a new session) opens the run it showed, not the
+    newest; a run id the store does not have falls back to the newest."""
+    older = finished_run(name="older")
+    newer = finished_run(name="newer")
+    at = page("pages/2_Train.py").run()
+    assert not at.exception and at.query_params["run"] == newer  # the newest by default
+    at.selectbox(key="train-run").select(older).run()
+    assert not at.exception and at.query_params["run"] == older
+    reloaded = page("pages/2_Train.py")
+    reloaded.query_params.update(at.query_params)
+    reloaded.run()
+    assert not reloaded.exception and reloaded.selectbox(key="train-run").value == older
+    assert "older" in reloaded.selectbox(key="train-run").format_func(older)
+    gone = page("pages/2_Train.py")
+    gone.query_params["run"] = "20990101-000000-abcdef"
+    gone.run()
+    assert not gone.exception and gone.selectbox(key="train-run").value == newer
+    assert gone.query_params["run"] == newer
