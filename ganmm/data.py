@@ -280,10 +280,13 @@ def round_to_spread(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
     time stamps near 1.6e9 that vary by seconds all as 1.6e+09."""
     out = np.array(values, dtype=np.float64)
     spread = np.maximum(np.abs(np.asarray(scale, dtype=np.float64)), 1e-300)
-    decimals = np.clip(6 - np.floor(np.log10(spread)), 0, 15).astype(int)
-    for j, places in enumerate(decimals):
-        out[..., j] = np.round(out[..., j], places)
-    return out
+    # no cap at 15 decimals: a feature of spread 1e-12 keeps its 6 digits too
+    decimals = np.clip(6 - np.floor(np.log10(spread)), 0, 300).astype(int)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for j, places in enumerate(decimals):
+            rounded = np.round(out[..., j], places)
+            out[..., j] = np.where(np.isfinite(rounded), rounded, out[..., j])
+    return out + 0.0  # -0.0 (a tiny negative rounded away) reads 0.0
 
 
 def _scale_image(X: np.ndarray, pixel_max: float | None) -> tuple[float, float]:

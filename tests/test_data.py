@@ -678,3 +678,18 @@ def test_a_file_named_like_a_built_in_set_keeps_its_suffix():
     text = _csv("a,b", [[1, 2], [3, 5], [4, 1]]).encode()
     assert load_bytes(text, "digits.csv").name == "digits.csv"  # not the built-in "digits"
     assert load_bytes(text, "my_digits.csv").name == "my_digits"
+
+
+def test_values_are_shown_to_six_digits_of_each_features_spread():
+    """The Data page and the export round each feature to 6 significant digits of
+    its spread: float32's noise goes (0 is 0, not -0.000000006), time stamps keep
+    their seconds, and a feature of spread 1e-12 keeps its digits (15 decimals
+    at most wrote 3.0123456e-12 as 3.012e-12)."""
+    from ganmm.data import round_to_spread
+
+    values = np.array([[3.0123456789e-12, 1.6e9 + 12.3456789, -6e-9],
+                       [1.5e-12, 1.6e9 + 40.0, 2.5]])
+    shown = round_to_spread(values, np.array([1e-12, 20.0, 1.0]))
+    np.testing.assert_array_equal(shown[:, 0], [3.012346e-12, 1.5e-12])
+    np.testing.assert_array_equal(shown[:, 1], [1.6e9 + 12.34568, 1.6e9 + 40.0])
+    assert shown[0, 2] == 0.0 and not np.signbit(shown[0, 2]) and shown[1, 2] == 2.5
