@@ -45,7 +45,7 @@ def quick_start_ui() -> None:
             return
         common.set_data_choice(common.DEFAULT_DATA)
         st.session_state["run_id"] = run_id
-        st.switch_page("pages/2_Train.py")
+        common.go(common.TRAIN)
     st.page_link("pages/4_Classroom.py", label="Or step through EM vs GAN mixtures on 2-D shapes in the Classroom",
                  icon=":material/school:")
 
@@ -61,7 +61,10 @@ def runs_table(records) -> pd.DataFrame:
             **{m: r.metrics.get(m) for m in METRICS},
             "created": pd.Timestamp(r.created, unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": r.run_id})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for m in METRICS:  # numbers even when no run has any (all None made a column of objects)
+        table[m] = pd.to_numeric(table[m], errors="coerce").astype(float)
+    return table
 
 
 RUNS_REFRESH_SECONDS = 3.0  # how often Home reads the run list again (a string here would be drawn)
@@ -88,13 +91,13 @@ def run_actions_ui(records) -> None:
     cols = st.columns(6)
     if cols[0].button("Open", key="home-open"):
         st.session_state["run_id"] = run_id
-        st.switch_page("pages/2_Train.py")
+        common.go(common.TRAIN)
     if cols[1].button("Compare", key="home-compare"):
         # with the latest other run on the same data (else any): comparing needs two
         others = [r for r in records if r.run_id != run_id]
         partner = ([r for r in others if r.fingerprint == record.fingerprint] or others)[:1]
         st.session_state["compare"] = [run_id, *(r.run_id for r in partner)]
-        st.switch_page("pages/3_Compare.py")
+        common.go(common.COMPARE)
     mine = common.is_active(record) and common.owned_here(run_id)
     # a pause acts after the current iteration: from the click on the button offers Resume
     # (this page does not redraw by itself, and it kept offering Pause)

@@ -290,11 +290,11 @@ def watched(browser, minute: float = 60.0) -> dict:
                 expect(metric).to_have_text(str(n), timeout=600_000)
                 steps.append(float(LAST_STEP.search(page.inner_text("body")).group(1)))
             # a GANMM run on moons, chosen on the Data page of the same session
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Data").click()
+            page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Data").click()
             choose(main, "Built-in dataset", "moons")
             main.get_by_role("button", name="Use this dataset for new runs").click()
             expect(main.get_by_text("New runs on the Train page use this dataset")).to_be_visible()
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Train").click()
+            page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Train").click()
             expect(main.get_by_text("Dataset moons")).to_be_visible()
             main.get_by_label("Iterations (cap)").fill("100000")
             main.get_by_label("Time budget (s, 0 = none)").fill("900")

@@ -385,7 +385,7 @@ def open_session(browser, url: str, index: int, run: Run, responses: dict) -> Se
     try:
         responses["home"].append(timed(page, lambda: page.goto(url),
                                        page.get_by_role("heading", name="GANMM Studio")))
-        link = page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Train")
+        link = page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Train")
         responses["train"].append(timed(page, lambda: click_at(link),
                                         page.locator('[data-testid="stMain"]').get_by_text(ITERATION)))
         show_run(s, run, responses)

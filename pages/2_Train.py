@@ -81,14 +81,18 @@ if "train-pending" in st.session_state:
 
 records = common.store().list_runs()
 picker = st.session_state.get("train-picker", 0)  # a new one for each run started here
-# the run watched is kept in the address too: a reload, or the address sent to a
-# colleague, opens the same run
-run_id = forms.run_picker(records, key="train-run" if not picker else f"train-run-{picker}",
-                          default=st.session_state.get("run_id") or st.query_params.get("run"))
+picker_key = "train-run" if not picker else f"train-run-{picker}"
+# The run shown is kept in the address: a reload, Back or Forward, or the address
+# sent to a colleague opens that run. An address this page did not write last
+# came from outside, and its run wins over the one the session shows.
+asked = st.query_params.get("run")
+if asked and asked != st.session_state.get("train-address-run") and any(r.run_id == asked for r in records):
+    st.session_state["run_id"] = st.session_state[picker_key] = asked
+run_id = forms.run_picker(records, key=picker_key, default=st.session_state.get("run_id"))
 if run_id is None:
     st.info("No runs yet: start one above, or use the quick start on the home page.")
 else:
-    st.session_state["run_id"] = run_id
+    st.session_state["run_id"] = st.session_state["train-address-run"] = run_id
     if st.query_params.get("run") != run_id:
         st.query_params["run"] = run_id
     live.live_view(run_id)

@@ -99,7 +99,7 @@ def test_home_lists_runs_with_their_metrics_and_actions():
     assert row["ari"] == ari  # a number, so that the column sorts as numbers (as text -0.03 came before -0.1)
     assert table["ari"].dtype.kind == "f"
     shown = at.dataframe[0].proto  # to 3 decimals, and "-" (not "None") where a run has no value
-    assert shown.placeholder == "-" and '"%.3f"' in shown.columns
+    assert shown.placeholder == "-" and metric_formats(at.dataframe[0]) == {"%.3f"}
     labels = {b.label for b in at.button}
     assert {"Open", "Compare", "Pause", "Stop", "Delete", "Prepare zip"} <= labels
     at.button(key="home-zip").click().run()
@@ -246,12 +246,15 @@ def test_runs_without_labels_show_a_dash_and_metrics_sort_as_numbers():
     -0.1), and a run on unlabelled data has none: NaN, drawn as the table's "-"."""
     rng = np.random.default_rng(0)
     plain = finished_run(data.from_arrays(rng.normal(size=(60, 2)), None, name="nolabels"), "kmeans", 2)
+    at = page("Home.py").run()
+    assert at.dataframe[0].value["ari"].dtype.kind == "f"  # no run has labels: still a number column
     labelled = finished_run("moons", "kmeans", 2)
     at = page("Home.py").run()
     assert not at.exception
     table = at.dataframe[0].value.set_index("run id")
+    assert table["ari"].dtype.kind == "f"  # with only the unlabelled run, too (below)
     assert np.isnan(table.loc[plain, "ari"]) and not np.isnan(table.loc[labelled, "ari"])
-    assert at.dataframe[0].proto.placeholder == "-"
+    assert at.dataframe[0].proto.placeholder == "-" and metric_formats(at.dataframe[0]) == {"%.3f"}
     assert list(table["ari"].sort_values(na_position="last").index) == [labelled, plain]
     at = page("pages/3_Compare.py")
     at.session_state["compare"] = [plain, labelled]
@@ -259,7 +262,7 @@ def test_runs_without_labels_show_a_dash_and_metrics_sort_as_numbers():
     assert not at.exception
     summary = at.dataframe[0].value
     assert summary["acc"].isna().tolist() == [True, False]
-    assert shown_cells(at.dataframe[0])["acc"][0] == "-" and at.dataframe[0].proto.placeholder == "-"
+    assert at.dataframe[0].proto.placeholder == "-" and metric_formats(at.dataframe[0]) == {"%.3f"}
 
 
 def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
@@ -282,7 +285,7 @@ def test_compare_page_needs_two_runs_then_shows_them_side_by_side():
     # metrics (numbers, so that they sort as numbers) may be missing, and show "-"
     assert not summary.drop(columns=["purity", "ari", "nmi", "acc"]).isna().any().any()
     assert all(summary[m].dtype.kind == "f" for m in ("purity", "ari", "nmi", "acc"))
-    assert at.dataframe[0].proto.placeholder == "-"
+    assert at.dataframe[0].proto.placeholder == "-" and metric_formats(at.dataframe[0]) == {"%.3f"}
     from ganmm.store import RunStore
     from ganmm.ui.compare import settings_of
     from ganmm.ui.compare import summary as summary_of
@@ -383,6 +386,15 @@ def _array(value) -> np.ndarray:
 
         return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
     return np.asarray(value)
+
+
+def metric_formats(element) -> set[str]:
+    """The number formats a st.dataframe's column configuration gives the metric
+    columns (the browser draws a number column by its format, not a Styler's text)."""
+    import json
+
+    config = json.loads(element.proto.columns)
+    return {config.get(m, {}).get("type_config", {}).get("format") for m in ("purity", "ari", "nmi", "acc")}
 
 
 def shown_cells(element):
@@ -855,6 +867,13 @@ def test_a_reload_comes_back_to_the_dataset_in_use():
     assert reloaded.session_state["data_choice"].source == str(path)
     assert reloaded.session_state["data_choice"].label_column == "kind"
 
+    for bad in ({"label": "nope"}, {"label": "kind", "labels": f"{path.parent.name}/kinds.csv"}):
+        at = page("pages/1_Data.py")  # a file kept, but a label column it lacks, or labels twice
+        at.query_params.update({"data": f"{path.parent.name}/kinds.csv", **bad})
+        at.run()
+        assert not at.exception and at.session_state["data_choice"].source == "mnist5k", bad
+        assert "cannot be used" in " ".join(t.value for t in at.toast) and at.query_params == {}
+
     outside = ROOT / "README.md"
     for named in (str(outside), "../" * 12 + str(outside).lstrip("/"), "0" * 24 + "/kinds.csv"):
         at = page("pages/1_Data.py")
@@ -878,6 +897,9 @@ def test_the_train_pages_address_names_the_run_watched():
     reloaded.run()
     assert not reloaded.exception and reloaded.selectbox(key="train-run").value == older
     assert "older" in reloaded.selectbox(key="train-run").format_func(older)
+    reloaded.query_params["run"] = newer  # Back to the page's earlier address: its run again
+    reloaded.run()
+    assert not reloaded.exception and reloaded.selectbox(key="train-run").value == newer
     gone = page("pages/2_Train.py")
     gone.query_params["run"] = "20990101-000000-abcdef"
     gone.run()

@@ -186,7 +186,14 @@ def data_choice() -> DataChoice:
     page's address names (a reload starts a new session: the address keeps it)."""
     if "data_choice" not in st.session_state:
         named = choice_from_address(st.query_params.to_dict())
-        if named is None and st.query_params.get("data"):
+        if named is not None:
+            try:  # a label column the file lacks, or labels given twice, cannot be used
+                load_dataset(named.source, named.label_column, named.labels)
+            except GanmmError as exc:
+                st.toast(f"The address names a dataset that cannot be used ({exc}); "
+                         f"new runs use {DEFAULT_DATA.display}.")
+                named = None
+        elif st.query_params.get("data"):
             st.toast(f"The address names a dataset this server does not keep; new runs use {DEFAULT_DATA.display}.")
         st.session_state["data_choice"] = named or DEFAULT_DATA
     return st.session_state["data_choice"]
@@ -244,11 +251,54 @@ def keep_choice_in_address() -> None:
             del st.query_params[key]
 
 
+HOME, DATA, TRAIN, COMPARE, CLASSROOM = (
+    "Home.py", "pages/1_Data.py", "pages/2_Train.py", "pages/3_Compare.py", "pages/4_Classroom.py")
+PAGES = {HOME: "Home", DATA: "Data", TRAIN: "Train", COMPARE: "Compare", CLASSROOM: "Classroom"}
+"""the pages in the sidebar's order, with their names"""
+
+
+def page_address(page: str) -> dict[str, str]:
+    """The query parameters a link to ``page`` carries: the session's dataset, and
+    for Train the run it shows. Streamlit clears the address when the page changes,
+    and a page that wrote it back after arriving added a second history entry per
+    visit, so that Back seemed to do nothing; a link that carries it adds one."""
+    params = address_of(data_choice())
+    if page == TRAIN and st.session_state.get("run_id"):
+        params["run"] = st.session_state["run_id"]
+    return params
+
+
+def go(page: str) -> None:
+    """Switch to ``page`` with its address (see :func:`page_address`)."""
+    st.switch_page(page, query_params=page_address(page) or None)
+
+
+def no_default_navigation() -> None:
+    """Hide Streamlit's own page list (``client.showSidebarNavigation``) unless the
+    user set it: its links drop the address. The repository's config file says so
+    too, for a server started in the repository."""
+    from streamlit import config
+
+    if not config.is_manually_set("client.showSidebarNavigation"):
+        config.set_option("client.showSidebarNavigation", False, where_defined=__name__)
+
+
+no_default_navigation()
+
+
+def navigation() -> None:
+    """The sidebar's links to the pages, each carrying its address."""
+    with st.sidebar:
+        for page, name in PAGES.items():
+            st.page_link(page, label=name, query_params=page_address(page) or None)
+
+
 def set_up_page(title: str | None = None) -> None:
-    """Every page's first call: its title, the wide layout, and the session's
-    dataset kept in the address."""
+    """Every page's first call: its title, the wide layout, the session's dataset
+    kept in the address, and the sidebar's links."""
     st.set_page_config(page_title=f"{title} · GANMM Studio" if title else "GANMM Studio", layout="wide")
     keep_choice_in_address()
+    navigation()
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the dataset ...")

@@ -28,7 +28,7 @@ def step_to(page, main, iteration: int) -> None:
 def test_classroom_steps_and_every_picture_changes(server, page):
     page.goto(server.url)
     wait_for_app(page)
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Classroom").click()
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Classroom").click()
     page.wait_for_url("**/Classroom")
     main = page.locator('[data-testid="stMain"]')
     expect(main.get_by_role("heading", name="Classroom")).to_be_visible()

@@ -17,7 +17,7 @@ def open_page(page, server, name: str) -> None:
     if not page.url.startswith(server.url):
         page.goto(server.url)
         wait_for_app(page)
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name).click()
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name=name).click()
     page.wait_for_url(re.compile(rf"/{name}(\?|$)"))  # the address may name the dataset in use
     wait_for_app(page)
 

@@ -22,7 +22,7 @@ def test_home_page_shows_the_method_quick_start_and_empty_run_list(server, page)
     # The sidebar names the pages as the README does (the entry script's file name
     # gives the first one its name); the menu offers no developer actions, even on
     # localhost, where a teacher projects the page.
-    nav = page.locator('[data-testid="stSidebarNav"]').get_by_role("link")
+    nav = page.locator('[data-testid="stSidebar"]').get_by_role("link")
     expect(nav).to_have_text(["Home", "Data", "Train", "Compare", "Classroom"])
     expect(page.locator('[data-testid="stAppDeployButton"]')).to_have_count(0)
     screenshot(page, "home")
@@ -32,7 +32,7 @@ def test_data_page_previews_a_builtin_dataset_and_switches_it(server, page):
     page.goto(server.url)
     wait_for_app(page)
     # Through the sidebar navigation, as a user would.
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Data").click()
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Data").click()
     page.wait_for_url("**/Data")
     wait_for_app(page)
     main = page.locator('[data-testid="stMain"]')
@@ -52,3 +52,34 @@ def test_data_page_previews_a_builtin_dataset_and_switches_it(server, page):
     wait_for_app(page)
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     screenshot(page, "data")
+
+
+def test_the_address_keeps_the_dataset_and_back_goes_back(server, page):
+    """The sidebar's links carry the dataset in use, so one Back returns to the
+    previous page (a page writing the address after arriving added a history entry
+    per visit), and a reload, which starts a new session, keeps the dataset."""
+    from browser_helpers import choose
+
+    page.goto(server.url)
+    wait_for_app(page)
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Data").click()
+    page.wait_for_url(re.compile(r"/Data$"))  # mnist5k, the default, needs no address
+    wait_for_app(page)
+    main = page.locator('[data-testid="stMain"]')
+    choose(main, "Built-in dataset", "digits")
+    main.get_by_role("button", name="Use this dataset for new runs").click()
+    expect(main.get_by_text("New runs on the Train page use this dataset")).to_be_visible()
+    page.wait_for_url(re.compile(r"/Data\?data=digits$"))
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Train").click()
+    page.wait_for_url(re.compile(r"/Train\?data=digits$"))
+    wait_for_app(page)
+    expect(main.get_by_text("Dataset digits")).to_be_visible()
+    page.reload()
+    wait_for_app(page)
+    expect(main.get_by_text("Dataset digits")).to_be_visible()
+    page.go_back()
+    page.wait_for_url(re.compile(r"/Data\?data=digits$"))
+    wait_for_app(page)
+    expect(main.get_by_role("heading", name="Data")).to_be_visible()
+    expect(main.get_by_role("combobox", name="Built-in dataset")).to_have_value(re.compile(r"^digits\b"))
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
