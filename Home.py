@@ -46,8 +46,8 @@ def quick_start_ui() -> None:
         common.set_data_choice(common.DEFAULT_DATA)
         st.session_state["run_id"] = run_id
         common.go(common.TRAIN)
-    st.page_link("pages/4_Classroom.py", label="Or step through EM vs GAN mixtures on 2-D shapes in the Classroom",
-                 icon=":material/school:")
+    common.page_link(common.CLASSROOM, "Or step through EM vs GAN mixtures on 2-D shapes in the Classroom",
+                     icon=":material/school:")
 
 
 def runs_table(records) -> pd.DataFrame:
@@ -89,9 +89,9 @@ def run_actions_ui(records) -> None:
     run_id = forms.run_picker(records, key="home-run", default=st.session_state.get("run_id"))
     record = next(r for r in records if r.run_id == run_id)
     cols = st.columns(6)
-    if cols[0].button("Open", key="home-open"):
-        st.session_state["run_id"] = run_id
-        common.go(common.TRAIN)
+    # a link, not a button: a switch from a button wrote the address here first,
+    # an entry of the browser's history that Back then showed again
+    common.page_link(common.TRAIN, "Open", where=cols[0], run_id=run_id)
     if cols[1].button("Compare", key="home-compare"):
         # with the latest other run on the same data (else any): comparing needs two
         others = [r for r in records if r.run_id != run_id]

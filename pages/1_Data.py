@@ -140,4 +140,4 @@ if choice is not None:
                 st.rerun()
         else:
             st.success("New runs on the Train page use this dataset.")
-            st.page_link("pages/2_Train.py", label="Go to Train")
+            common.page_link(common.TRAIN, "Go to Train")

@@ -19,7 +19,7 @@ form_open = st.session_state["train-form-open"]
 with st.expander("New run", expanded=form_open):
     if ds is None:
         st.error(f"The chosen dataset cannot be loaded: {error}")
-        st.page_link("pages/1_Data.py", label="Choose another dataset")
+        common.page_link(common.DATA, "Choose another dataset")
     else:
         st.caption(f"Dataset **{choice.display or ds.name}**: {ds.n_samples:,} rows x {ds.n_features} "
                    f"features, {ds.n_classes or 'no'} classes. Change it on the Data page.")

@@ -101,7 +101,8 @@ def test_home_lists_runs_with_their_metrics_and_actions():
     shown = at.dataframe[0].proto  # to 3 decimals, and "-" (not "None") where a run has no value
     assert shown.placeholder == "-" and metric_formats(at.dataframe[0]) == {"%.3f"}
     labels = {b.label for b in at.button}
-    assert {"Open", "Compare", "Pause", "Stop", "Delete", "Prepare zip"} <= labels
+    assert {"Compare", "Pause", "Stop", "Delete", "Prepare zip"} <= labels
+    assert [link.proto.page for link in at.get("page_link") if link.proto.label == "Open"] == ["Train"]
     at.button(key="home-zip").click().run()
     assert not at.exception and any(b.label == "Download zip" for b in at.get("download_button"))
 
@@ -388,6 +389,19 @@ def _array(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def open_link(at: AppTest, label: str) -> AppTest:
+    """Follow the page link ``label`` of ``at`` as a browser does: its page with its
+    address (in a new session; the one thing AppTest cannot do is click a link)."""
+    from urllib.parse import parse_qsl
+
+    from ganmm.ui.common import PAGES
+
+    link = next(e for e in at.get("page_link") if e.proto.label == label)
+    target = page({name: path for path, name in PAGES.items()}.get(link.proto.page, "Home.py"))
+    target.query_params.update(dict(parse_qsl(link.proto.query_string)))
+    return target.run()
+
+
 def metric_formats(element) -> set[str]:
     """The number formats a st.dataframe's column configuration gives the metric
     columns (the browser draws a number column by its format, not a Styler's text)."""
@@ -454,9 +468,9 @@ def test_a_run_picked_by_a_label_that_has_since_changed_stays_picked():
     picker = at.selectbox(key="home-run")
     assert picker.value == gan
     assert picker.proto.set_value and picker.proto.raw_value.startswith("gan · stopped")  # shown anew
-    next(b for b in at.button if b.label == "Open").click().run()
-    assert not at.exception and at.title[0].value == "Train"
-    assert at.selectbox(key="train-run").value == gan
+    opened = open_link(at, "Open")  # a link to Train whose address names the picked run
+    assert not opened.exception and opened.title[0].value == "Train"
+    assert opened.selectbox(key="train-run").value == gan
 
 
 def test_quick_start_launches_ganmm_on_mnist5k_and_opens_its_live_view():
@@ -848,6 +862,12 @@ def test_a_reload_comes_back_to_the_dataset_in_use():
     at.selectbox[0].select("digits").run()
     next(b for b in at.button if b.label == "Use this dataset for new runs").click().run()
     assert at.query_params == {"data": "digits"}
+    at.query_params.clear()  # Back, to the address before "Use": the dataset before
+    at.run()
+    assert not at.exception and at.session_state["data_choice"].source == "mnist5k" and at.query_params == {}
+    at.query_params["data"] = "digits"  # and Forward again
+    at.run()
+    assert at.session_state["data_choice"].source == "digits" and at.query_params == {"data": "digits"}
     reloaded = page("pages/2_Train.py")
     reloaded.query_params.update(at.query_params)
     reloaded.run()
@@ -888,6 +908,8 @@ def test_the_train_pages_address_names_the_run_watched():
     newest; a run id the store does not have falls back to the newest."""
     older = finished_run(name="older")
     newer = finished_run(name="newer")
+    home = page("Home.py").run()  # the sidebar's Train link names the run Train will show
+    assert [e.proto.query_string for e in home.get("page_link") if e.proto.label == "Train"] == [f"run={newer}"]
     at = page("pages/2_Train.py").run()
     assert not at.exception and at.query_params["run"] == newer  # the newest by default
     at.selectbox(key="train-run").select(older).run()

@@ -183,20 +183,27 @@ def store() -> RunStore:
 
 def data_choice() -> DataChoice:
     """The session's dataset: mnist5k until the Data page changes it, or what the
-    page's address names (a reload starts a new session: the address keeps it)."""
-    if "data_choice" not in st.session_state:
-        named = choice_from_address(st.query_params.to_dict())
-        if named is not None:
-            try:  # a label column the file lacks, or labels given twice, cannot be used
-                load_dataset(named.source, named.label_column, named.labels)
-            except GanmmError as exc:
-                st.toast(f"The address names a dataset that cannot be used ({exc}); "
-                         f"new runs use {DEFAULT_DATA.display}.")
-                named = None
-        elif st.query_params.get("data"):
-            st.toast(f"The address names a dataset this server does not keep; new runs use {DEFAULT_DATA.display}.")
-        st.session_state["data_choice"] = named or DEFAULT_DATA
-    return st.session_state["data_choice"]
+    page's address names. The address wins when it is not the one this session
+    wrote last: a reload (a new session), or Back and Forward to an address
+    written before (Back after "Use this dataset" goes back to the dataset before)."""
+    params = st.query_params.to_dict()
+    named = {k: params[k] for k in DATA_KEYS if k in params}
+    if "data_choice" in st.session_state and named == st.session_state.get("address-data", named):
+        return st.session_state["data_choice"]
+    choice = choice_from_address(named) if named else DEFAULT_DATA
+    if choice is not None and choice != DEFAULT_DATA:
+        try:  # a label column the file lacks, or labels given twice, cannot be used
+            load_dataset(choice.source, choice.label_column, choice.labels)
+        except GanmmError as exc:
+            st.toast(f"The address names a dataset that cannot be used ({exc}); "
+                     f"new runs use {DEFAULT_DATA.display}.")
+            choice = DEFAULT_DATA
+    elif choice is None:
+        st.toast(f"The address names a dataset this server does not keep; new runs use {DEFAULT_DATA.display}.")
+        choice = DEFAULT_DATA
+    st.session_state["data_choice"] = choice
+    st.session_state["address-data"] = address_of(choice)
+    return choice
 
 
 def set_data_choice(choice: DataChoice) -> None:
@@ -239,16 +246,20 @@ def choice_from_address(params: dict[str, str]) -> DataChoice | None:
     return DataChoice(str(path), params.get("label") or None, labels, display=path.name)
 
 
+DATA_KEYS = ("data", "label", "labels")
+"""the query parameters that name the dataset"""
+
+
 def keep_choice_in_address() -> None:
-    """Write the session's dataset into the page's address (switching pages clears
-    it), so that a reload comes back to the same dataset."""
-    wanted = address_of(data_choice())
-    for key in ("data", "label", "labels"):
-        if key in wanted:
-            if st.query_params.get(key) != wanted[key]:
-                st.query_params[key] = wanted[key]
-        elif key in st.query_params:
-            del st.query_params[key]
+    """Write the session's dataset into the page's address, so that a reload comes
+    back to it: once, and only when it changed (each change of the address is an
+    entry of the browser's history)."""
+    current = st.query_params.to_dict()
+    mine = address_of(data_choice())
+    st.session_state["address-data"] = mine
+    wanted = {**{k: v for k, v in current.items() if k not in DATA_KEYS}, **mine}
+    if wanted != current:
+        st.query_params.from_dict(wanted)
 
 
 HOME, DATA, TRAIN, COMPARE, CLASSROOM = (
@@ -263,14 +274,30 @@ def page_address(page: str) -> dict[str, str]:
     and a page that wrote it back after arriving added a second history entry per
     visit, so that Back seemed to do nothing; a link that carries it adds one."""
     params = address_of(data_choice())
-    if page == TRAIN and st.session_state.get("run_id"):
-        params["run"] = st.session_state["run_id"]
+    if page == TRAIN:  # the run Train will show: the session's, else the newest
+        run_id = st.session_state.get("run_id")
+        if not run_id:
+            newest = store().list_runs()[:1]
+            run_id = newest[0].run_id if newest else None
+        if run_id:
+            params["run"] = run_id
     return params
 
 
 def go(page: str) -> None:
-    """Switch to ``page`` with its address (see :func:`page_address`)."""
+    """Switch to ``page`` with its address (see :func:`page_address`). Streamlit
+    writes the address on the page left first: a link adds one history entry
+    less (:func:`page_link`)."""
     st.switch_page(page, query_params=page_address(page) or None)
+
+
+def page_link(page: str, label: str, *, where: Any = None, run_id: str | None = None, **kwargs: Any) -> None:
+    """A link to ``page`` that carries its address (:func:`page_address`; ``run_id``:
+    the run Train shows), drawn in ``where`` (a container; default the page)."""
+    params = page_address(page)
+    if run_id is not None:
+        params["run"] = run_id
+    (where or st).page_link(page, label=label, query_params=params or None, **kwargs)
 
 
 def no_default_navigation() -> None:
@@ -288,9 +315,8 @@ no_default_navigation()
 
 def navigation() -> None:
     """The sidebar's links to the pages, each carrying its address."""
-    with st.sidebar:
-        for page, name in PAGES.items():
-            st.page_link(page, label=name, query_params=page_address(page) or None)
+    for page, name in PAGES.items():
+        page_link(page, name, where=st.sidebar)
 
 
 def set_up_page(title: str | None = None) -> None:

@@ -160,3 +160,11 @@ def test_upload_train_watch_stop_and_compare(server, page, tmp_path):
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     wait_for_charts(page)
     screenshot(page, "compare")
+
+    # ---- Back: one press returns to Train, on the run it showed --------------------
+    page.go_back()
+    page.wait_for_url(re.compile(r"/Train\?"))
+    wait_for_app(page)
+    main = page.locator('[data-testid="stMain"]')
+    expect(main.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"^kmeans on moons\b"))
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
