@@ -43,7 +43,7 @@ def quick_start_ui() -> None:
         except GanmmError as exc:
             st.error(str(exc))
             return
-        common.set_data_choice(common.DEFAULT_DATA)
+        common.set_data_choice(common.DEFAULT_DATA, address=False)  # the switch carries it
         st.session_state["run_id"] = run_id
         common.go(common.TRAIN)
     common.page_link(common.CLASSROOM, "Or step through EM vs GAN mixtures on 2-D shapes in the Classroom",

@@ -18,6 +18,15 @@ common.set_up_page("Data")
 st.title("Data")
 
 current = common.data_choice()
+# the upload widgets start afresh when Back or Forward brought another dataset: they
+# kept the file and label column of before, and a click on Use put them back
+fresh = common.address_switches()
+
+
+def key(name: str) -> str:
+    return name if not fresh else f"{name}-{fresh}"
+
+
 st.caption(f"The dataset for new runs: **{current.display or current.source}**")
 
 
@@ -31,7 +40,7 @@ def builtin_ui() -> common.DataChoice:
 
 def upload_ui() -> common.DataChoice | None:
     st.caption(f"Accepted: {ACCEPTED_TYPES}. Files are only read as numbers, never run or unpickled.")
-    up = st.file_uploader("Data file", key="upload-data")
+    up = st.file_uploader("Data file", key=key("upload-data"))
     if up is None:
         return None
     try:
@@ -43,7 +52,7 @@ def upload_ui() -> common.DataChoice | None:
     if _is_csv(path):
         label_column = label_ui(path)
     elif not path.name.lower().endswith((".npz", ".npz.gz")):
-        lab = st.file_uploader("Labels file (optional: IDX or NPY, one label per row)", key="upload-labels")
+        lab = st.file_uploader("Labels file (optional: IDX or NPY, one label per row)", key=key("upload-labels"))
         if lab is not None:
             try:
                 labels = str(save_upload(lab.name, lab.getvalue()))
@@ -68,7 +77,7 @@ def label_ui(path: Path, chosen: str | None = None, *, first: bool = True) -> st
     # a key per file: a shared one kept the last file's "(no labels)" while
     # showing this file's guess, and loading failed on its text column
     choice = st.selectbox("Label column", ["(no labels)"] + columns,
-                          key=f"upload-label-column-{path.parent.name}",
+                          key=key(f"upload-label-column-{path.parent.name}"),
                           index=1 + columns.index(pick) if pick in columns else 0,
                           help="a column that holds the true class of each row; it is never used "
                                "for training, only to score the clusters")

@@ -850,6 +850,15 @@ def test_back_on_the_data_page_the_files_label_column_can_still_be_changed():
     assert not at.exception and "30 rows x 3 features" in texts(at)
     next(b for b in at.button if b.label == "Use this dataset for new runs").click().run()
     assert at.session_state["data_choice"].label_column is None
+    assert at.query_params == {"data": f"{path.parent.name}/kinds.csv"}
+    # Back, to the address with the label column: the page shows that choice again
+    # (its picker had kept "(no labels)", and a click on Use undid the Back)
+    at.query_params["label"] = "kind"
+    at.run()
+    assert not at.exception and at.session_state["data_choice"].label_column == "kind"
+    assert at.selectbox(key=f"upload-label-column-{path.parent.name}-1").value == "kind"
+    assert "30 rows x 2 features" in texts(at) and "New runs on the Train page use this dataset." in texts(at)
+    assert not any(b.label == "Use this dataset for new runs" for b in at.button)
 
 
 def test_a_reload_comes_back_to_the_dataset_in_use():

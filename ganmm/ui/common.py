@@ -188,8 +188,10 @@ def data_choice() -> DataChoice:
     written before (Back after "Use this dataset" goes back to the dataset before)."""
     params = st.query_params.to_dict()
     named = {k: params[k] for k in DATA_KEYS if k in params}
-    if "data_choice" in st.session_state and named == st.session_state.get("address-data", named):
-        return st.session_state["data_choice"]
+    if "data_choice" in st.session_state:
+        if named == st.session_state.get("address-data", named):
+            return st.session_state["data_choice"]
+        st.session_state["address-switches"] = address_switches() + 1
     choice = choice_from_address(named) if named else DEFAULT_DATA
     if choice is not None and choice != DEFAULT_DATA:
         try:  # a label column the file lacks, or labels given twice, cannot be used
@@ -206,9 +208,21 @@ def data_choice() -> DataChoice:
     return choice
 
 
-def set_data_choice(choice: DataChoice) -> None:
+def address_switches() -> int:
+    """How often Back or Forward brought another dataset in this session (the Data
+    page's upload widgets start afresh each time)."""
+    return st.session_state.get("address-switches", 0)
+
+
+def set_data_choice(choice: DataChoice, *, address: bool = True) -> None:
+    """Make ``choice`` the session's dataset and write it into the address; with
+    ``address`` False the caller's switch to another page carries it (a write here
+    first was an entry of the browser's history of its own)."""
     st.session_state["data_choice"] = choice
-    keep_choice_in_address()
+    if address:
+        keep_choice_in_address()
+    else:
+        st.session_state["address-data"] = address_of(choice)
 
 
 def address_of(choice: DataChoice) -> dict[str, str]:
