@@ -7,7 +7,7 @@ import streamlit as st
 from ganmm.errors import GanmmError
 from ganmm.ui import common, forms, live
 
-common.set_up_page("Train")
+common.set_up_page("Train", links=False)  # its links below, once the run shown is known
 st.title("Train")
 
 choice, ds, error = common.chosen_dataset()
@@ -89,10 +89,12 @@ asked = st.query_params.get("run")
 if asked and asked != st.session_state.get("train-address-run") and any(r.run_id == asked for r in records):
     st.session_state["run_id"] = st.session_state[picker_key] = asked
 run_id = forms.run_picker(records, key=picker_key, default=st.session_state.get("run_id"))
-if run_id is None:
-    st.info("No runs yet: start one above, or use the quick start on the home page.")
-else:
+if run_id is not None:
     st.session_state["run_id"] = st.session_state["train-address-run"] = run_id
     if st.query_params.get("run") != run_id:
         st.query_params["run"] = run_id
+common.navigation()  # after the picker: the Train link names the run now shown
+if run_id is None:
+    st.info("No runs yet: start one above, or use the quick start on the home page.")
+else:
     live.live_view(run_id)

@@ -287,7 +287,9 @@ def page_address(page: str) -> dict[str, str]:
     for Train the run it shows. Streamlit clears the address when the page changes,
     and a page that wrote it back after arriving added a second history entry per
     visit, so that Back seemed to do nothing; a link that carries it adds one."""
-    params = address_of(data_choice())
+    # the session's choice as it is (set_up_page has matched it with the address):
+    # data_choice() here took a dataset just set, not yet in the address, for a Back
+    params = address_of(st.session_state.get("data_choice", DEFAULT_DATA))
     if page == TRAIN:  # the run Train will show: the session's, else the newest
         run_id = st.session_state.get("run_id")
         if not run_id:
@@ -333,12 +335,14 @@ def navigation() -> None:
         page_link(page, name, where=st.sidebar)
 
 
-def set_up_page(title: str | None = None) -> None:
+def set_up_page(title: str | None = None, *, links: bool = True) -> None:
     """Every page's first call: its title, the wide layout, the session's dataset
-    kept in the address, and the sidebar's links."""
+    kept in the address, and the sidebar's links (``links`` False: the page draws
+    them itself, later, with :func:`navigation`)."""
     st.set_page_config(page_title=f"{title} · GANMM Studio" if title else "GANMM Studio", layout="wide")
     keep_choice_in_address()
-    navigation()
+    if links:
+        navigation()
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the dataset ...")

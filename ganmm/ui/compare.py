@@ -53,11 +53,12 @@ def summary(records: list[RunRecord]) -> tuple[pd.DataFrame, set[str]]:
 
 
 def summary_view(records: list[RunRecord]):
-    """The summary as the Compare page shows it: metrics to 3 decimals, seconds to
-    1, a setting a model does not have as "-" (pandas' default drew "0.501000" and
-    "None"), and the settings that differ between the runs highlighted. The
-    metrics stay numbers so that they sort as numbers; the page's table shows a
-    missing one as "-" (its ``placeholder``)."""
+    """The summary as the Compare page shows it: seconds to 1 decimal, a setting a
+    model does not have as "-" (pandas' default drew "None"), and the settings that
+    differ between the runs highlighted. The metrics stay numbers, so that they
+    sort as numbers; the page's table draws them to 3 decimals and a missing one
+    as "-" (``common.METRIC_COLUMNS`` and its ``placeholder``: the browser draws a
+    number column by its format, not by a Styler's text)."""
     table, differs = summary(records)
     # settings as given (0.0001 and 5e-05 stay apart, 128.0 reads 128), as text: the
     # browser's table draws a missing value as "None" whatever a Styler says
@@ -67,7 +68,6 @@ def summary_view(records: list[RunRecord]):
         table[c] = pd.to_numeric(table[c], errors="coerce").astype(float)
     return (table.style
             .format("{:.1f}", subset=["seconds"], na_rep="-")
-            .format("{:.3f}", subset=list(METRICS), na_rep="-")
             .apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)))
 
 
