@@ -91,13 +91,12 @@ def run_actions_ui(records) -> None:
     cols = st.columns(6)
     # a link, not a button: a switch from a button wrote the address here first,
     # an entry of the browser's history that Back then showed again
-    common.page_link(common.TRAIN, "Open", where=cols[0], run_id=run_id)
-    if cols[1].button("Compare", key="home-compare"):
-        # with the latest other run on the same data (else any): comparing needs two
-        others = [r for r in records if r.run_id != run_id]
-        partner = ([r for r in others if r.fingerprint == record.fingerprint] or others)[:1]
-        st.session_state["compare"] = [run_id, *(r.run_id for r in partner)]
-        common.go(common.COMPARE)
+    common.page_link(common.TRAIN, "Open", where=cols[0], params={"run": run_id})
+    # with the latest other run on the same data (else any): comparing needs two
+    others = [r for r in records if r.run_id != run_id]
+    partner = ([r for r in others if r.fingerprint == record.fingerprint] or others)[:1]
+    common.page_link(common.COMPARE, "Compare", where=cols[1],
+                     params={"runs": ",".join([run_id, *(r.run_id for r in partner)])})
     mine = common.is_active(record) and common.owned_here(run_id)
     # a pause acts after the current iteration: from the click on the button offers Resume
     # (this page does not redraw by itself, and it kept offering Pause)

@@ -17,7 +17,12 @@ if len(records) < 2:
     st.stop()
 # the picker has a key, so that a run added to or gone from the store does not reset it
 # (without one, a run deleted in another tab made it forget the user's next click);
-# "compare" is what other pages ask for (Home's Compare) and mirrors the picker
+# "compare" is what other pages ask for and mirrors the picker. The runs are kept in
+# the address too (?runs=a,b): one this page did not write last (a reload, Back or
+# Forward, Home's Compare link, an address sent to a colleague) asks for its runs.
+named = [i for i in st.query_params.get("runs", "").split(",") if i]
+if named and named != st.session_state.get("compare-address"):
+    st.session_state["compare"] = named
 asked = st.session_state.get("compare")
 if asked is not None and asked != st.session_state.get("compare-mirror"):  # set by another page
     st.session_state["compare-runs"] = [i for i in asked if i in by_id][:4]
@@ -31,6 +36,12 @@ elif gone := [i for i in kept if i not in by_id]:
 chosen = st.multiselect("Runs (2 to 4)", list(by_id), max_selections=4, key="compare-runs",
                         format_func=lambda i: common.run_label(by_id[i]))
 st.session_state["compare"] = st.session_state["compare-mirror"] = chosen
+st.session_state["compare-address"] = chosen
+if st.query_params.get("runs", "") != ",".join(chosen):
+    if chosen:
+        st.query_params["runs"] = ",".join(chosen)
+    else:
+        del st.query_params["runs"]
 if len(chosen) < 2:
     st.info("Pick at least two runs.")
     st.stop()

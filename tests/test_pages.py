@@ -101,8 +101,9 @@ def test_home_lists_runs_with_their_metrics_and_actions():
     shown = at.dataframe[0].proto  # to 3 decimals, and "-" (not "None") where a run has no value
     assert shown.placeholder == "-" and metric_formats(at.dataframe[0]) == {"%.3f"}
     labels = {b.label for b in at.button}
-    assert {"Compare", "Pause", "Stop", "Delete", "Prepare zip"} <= labels
-    assert [link.proto.page for link in at.get("page_link") if link.proto.label == "Open"] == ["Train"]
+    assert {"Pause", "Stop", "Delete", "Prepare zip"} <= labels
+    links = {link.proto.label: link.proto.page for link in at.get("page_link")}
+    assert links["Open"] == "Train" and links["Compare"] == "Compare"
     at.button(key="home-zip").click().run()
     assert not at.exception and any(b.label == "Download zip" for b in at.get("download_button"))
 
@@ -128,9 +129,16 @@ def test_home_compare_opens_the_run_with_the_latest_other_on_its_data():
     newer = finished_run("moons", "kmeans", 2, name="newer")
     at = page("Home.py").run()
     at.selectbox(key="home-run").select(older).run()
-    at.button(key="home-compare").click().run()
+    at = open_link(at, "Compare")  # a link whose address names both runs
     assert not at.exception and at.title[0].value == "Compare runs"
     assert at.session_state["compare"] == [older, newer]
+    assert list(at.dataframe[0].value["run"]) == ["older", "newer"]
+    assert at.query_params == {"runs": f"{older},{newer}"}
+    at.multiselect(key="compare-runs").unselect(newer).select(other := next(
+        r.run_id for r in get_manager().store.list_runs() if r.name == "other data")).run()
+    assert at.query_params == {"runs": f"{older},{other}"}  # a reload or Back finds the pair shown
+    at.query_params["runs"] = f"{older},{newer}"  # Back
+    at.run()
     assert list(at.dataframe[0].value["run"]) == ["older", "newer"]
 
 
@@ -922,6 +930,11 @@ def test_the_train_pages_address_names_the_run_watched():
     newer = finished_run(name="newer")
     home = page("Home.py").run()  # the sidebar's Train link names the run Train will show
     assert [e.proto.query_string for e in home.get("page_link") if e.proto.label == "Train"] == [f"run={newer}"]
+    from urllib.parse import parse_qsl  # and Compare's the two runs it will show: the newest
+
+    compare_link = next(e.proto.query_string for e in home.get("page_link") if e.proto.label == "Compare"
+                        and e.proto.page == "Compare" and "runs" in e.proto.query_string)
+    assert dict(parse_qsl(compare_link)) == {"runs": f"{newer},{older}"}
     at = page("pages/2_Train.py").run()
     assert not at.exception and at.query_params["run"] == newer  # the newest by default
     at.selectbox(key="train-run").select(older).run()

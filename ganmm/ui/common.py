@@ -283,8 +283,8 @@ PAGES = {HOME: "Home", DATA: "Data", TRAIN: "Train", COMPARE: "Compare", CLASSRO
 
 
 def page_address(page: str) -> dict[str, str]:
-    """The query parameters a link to ``page`` carries: the session's dataset, and
-    for Train the run it shows. Streamlit clears the address when the page changes,
+    """The query parameters a link to ``page`` carries: the session's dataset, for
+    Train the run it shows, for Compare the runs it shows. Streamlit clears the address when the page changes,
     and a page that wrote it back after arriving added a second history entry per
     visit, so that Back seemed to do nothing; a link that carries it adds one."""
     # the session's choice as it is (set_up_page has matched it with the address):
@@ -297,6 +297,13 @@ def page_address(page: str) -> dict[str, str]:
             run_id = newest[0].run_id if newest else None
         if run_id:
             params["run"] = run_id
+    if page == COMPARE:  # the runs Compare will show: the session's, else the newest two
+        runs = st.session_state.get("compare")
+        if runs is None:
+            newest = store().list_runs()[:2]
+            runs = [r.run_id for r in newest] if len(newest) == 2 else []
+        if runs:
+            params["runs"] = ",".join(runs)
     return params
 
 
@@ -307,13 +314,13 @@ def go(page: str) -> None:
     st.switch_page(page, query_params=page_address(page) or None)
 
 
-def page_link(page: str, label: str, *, where: Any = None, run_id: str | None = None, **kwargs: Any) -> None:
-    """A link to ``page`` that carries its address (:func:`page_address`; ``run_id``:
-    the run Train shows), drawn in ``where`` (a container; default the page)."""
-    params = page_address(page)
-    if run_id is not None:
-        params["run"] = run_id
-    (where or st).page_link(page, label=label, query_params=params or None, **kwargs)
+def page_link(page: str, label: str, *, where: Any = None, params: dict[str, str] | None = None,
+              **kwargs: Any) -> None:
+    """A link to ``page`` that carries its address (:func:`page_address`, updated by
+    ``params``: the run Train shows, the runs Compare shows), drawn in ``where`` (a
+    container; default the page)."""
+    address = {**page_address(page), **(params or {})}
+    (where or st).page_link(page, label=label, query_params=address or None, **kwargs)
 
 
 def no_default_navigation() -> None:
