@@ -95,7 +95,7 @@ def run_actions_ui(records) -> None:
     # with the latest other run on the same data (else any): comparing needs two
     others = [r for r in records if r.run_id != run_id]
     partner = ([r for r in others if r.fingerprint == record.fingerprint] or others)[:1]
-    common.page_link(common.COMPARE, "Compare", where=cols[1],
+    common.page_link(common.COMPARE, "Compare", where=cols[1], disabled=not partner,
                      params={"runs": ",".join([run_id, *(r.run_id for r in partner)])})
     mine = common.is_active(record) and common.owned_here(run_id)
     # a pause acts after the current iteration: from the click on the button offers Resume

@@ -7,12 +7,13 @@ import streamlit as st
 from ganmm import plots
 from ganmm.ui import common, compare, live
 
-common.set_up_page("Compare")
+common.set_up_page("Compare", links=False)  # its links below, once the runs shown are known
 st.title("Compare runs")
 
 records = common.store().list_runs()
 by_id = {r.run_id: r for r in records}
 if len(records) < 2:
+    common.navigation()
     st.info("Comparing needs at least two runs in the store; start some on the Train page.")
     st.stop()
 # the picker has a key, so that a run added to or gone from the store does not reset it
@@ -20,11 +21,15 @@ if len(records) < 2:
 # "compare" is what other pages ask for and mirrors the picker. The runs are kept in
 # the address too (?runs=a,b): one this page did not write last (a reload, Back or
 # Forward, Home's Compare link, an address sent to a colleague) asks for its runs.
-named = [i for i in st.query_params.get("runs", "").split(",") if i]
+named = list(dict.fromkeys(i for i in st.query_params.get("runs", "").split(",") if i))  # once each
 if named and named != st.session_state.get("compare-address"):
     st.session_state["compare"] = named
+    if missing := [i for i in named if i not in by_id]:
+        st.info(f"{len(missing)} of the runs the address names {'is' if len(missing) == 1 else 'are'} "
+                f"not in the store (deleted?): {', '.join(missing)}.")
 asked = st.session_state.get("compare")
-if asked is not None and asked != st.session_state.get("compare-mirror"):  # set by another page
+# set by another page, or back here (Streamlit forgets a widget's value on other pages)
+if asked is not None and (asked != st.session_state.get("compare-mirror") or "compare-runs" not in st.session_state):
     st.session_state["compare-runs"] = [i for i in asked if i in by_id][:4]
 kept = st.session_state.get("compare-runs")
 if kept is None:
@@ -42,6 +47,7 @@ if st.query_params.get("runs", "") != ",".join(chosen):
         st.query_params["runs"] = ",".join(chosen)
     else:
         del st.query_params["runs"]
+common.navigation()  # after the picker: the Compare link names the runs now shown
 if len(chosen) < 2:
     st.info("Pick at least two runs.")
     st.stop()

@@ -826,6 +826,29 @@ def test_compare_keeps_its_choice_when_a_chosen_run_is_deleted_elsewhere():
     assert any("Pick at least two runs" in i.value for i in at.info)
 
 
+def test_compare_reads_its_runs_from_the_address_and_keeps_them_across_pages():
+    """?runs= names the runs (each once, a deleted one said); back on Compare through a
+    link, the runs chosen are still the ones shown (Streamlit forgets the picker's value
+    on other pages, and the page fell back to the newest two)."""
+    a, b, c, d = (finished_run(name=n) for n in ("a", "b", "c", "d"))
+    at = page("pages/3_Compare.py")
+    at.query_params["runs"] = f"{a},{a},{b},20990101-000000-abcdef"
+    at.run()
+    assert not at.exception and at.multiselect(key="compare-runs").value == [a, b]
+    assert any("1 of the runs the address names is not in the store" in i.value for i in at.info)
+    assert at.query_params == {"runs": f"{a},{b}"}
+    at.multiselect(key="compare-runs").select(c).run()
+    links = {e.proto.label: e.proto.query_string for e in at.get("page_link")}
+    assert "%2C".join((a, b, c)) in links["Compare"] or ",".join((a, b, c)) in links["Compare"]
+    at.switch_page("Home.py").run()  # another page, in the same session
+    assert not at.exception
+    at.query_params.clear()
+    at.query_params["runs"] = f"{a},{b},{c}"  # the sidebar's Compare link
+    at.switch_page("pages/3_Compare.py").run()
+    assert not at.exception and at.multiselect(key="compare-runs").value == [a, b, c]
+    assert at.query_params == {"runs": f"{a},{b},{c}"}
+
+
 def test_data_page_previews_the_files_own_values():
     """The preview maps the scaled float32 data back: 0 showed as -0.000000006."""
     rng = np.random.default_rng(0)
