@@ -11,7 +11,7 @@ import streamlit as st
 from ganmm.errors import GanmmError
 from ganmm.models import DESCRIPTIONS
 from ganmm.ui import common, forms
-from ganmm.ui.compare import METRICS
+from ganmm.ui.compare import METRICS, numeric_metrics
 
 common.set_up_page()
 
@@ -61,10 +61,7 @@ def runs_table(records) -> pd.DataFrame:
             **{m: r.metrics.get(m) for m in METRICS},
             "created": pd.Timestamp(r.created, unit="s").strftime("%Y-%m-%d %H:%M"),
             "run id": r.run_id})
-    table = pd.DataFrame(rows)
-    for m in METRICS:  # numbers even when no run has any (all None made a column of objects)
-        table[m] = pd.to_numeric(table[m], errors="coerce").astype(float)
-    return table
+    return numeric_metrics(pd.DataFrame(rows))
 
 
 RUNS_REFRESH_SECONDS = 3.0  # how often Home reads the run list again (a string here would be drawn)

@@ -22,7 +22,7 @@ if len(records) < 2:
 # the address too (?runs=a,b): one this page did not write last (a reload, Back or
 # Forward, Home's Compare link, an address sent to a colleague) asks for its runs.
 named = list(dict.fromkeys(i for i in st.query_params.get("runs", "").split(",") if i))  # once each
-if named and named != st.session_state.get("compare-address"):
+if named and named != st.session_state.get("compare-mirror"):  # the address this page wrote last
     st.session_state["compare"] = named
     if missing := [i for i in named if i not in by_id]:
         st.info(f"{len(missing)} of the runs the address names {'is' if len(missing) == 1 else 'are'} "
@@ -40,8 +40,7 @@ elif gone := [i for i in kept if i not in by_id]:
             f"({', '.join(gone)}).")
 chosen = st.multiselect("Runs (2 to 4)", list(by_id), max_selections=4, key="compare-runs",
                         format_func=lambda i: common.run_label(by_id[i]))
-st.session_state["compare"] = st.session_state["compare-mirror"] = chosen
-st.session_state["compare-address"] = chosen
+st.session_state["compare"] = st.session_state["compare-mirror"] = chosen  # and the address:
 if st.query_params.get("runs", "") != ",".join(chosen):
     if chosen:
         st.query_params["runs"] = ",".join(chosen)

@@ -10,6 +10,7 @@ import os
 import queue
 import threading
 import time
+import functools
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from .. import data, uploads
 from ..errors import GanmmError
 from ..runs import RunManager, get_manager, load_run_dataset
 from ..store import ACTIVE, RunRecord, RunStore, StoreError
+from .compare import METRICS
 
 MAX_CONCURRENT = 2
 """runs that train at once in one server; the others wait queued"""
@@ -65,9 +67,12 @@ class DataChoice:
 
 DEFAULT_DATA = DataChoice("mnist5k", display="mnist5k")
 
+DATA_KEYS = ("data", "label", "labels")
+"""the query parameters that name the dataset"""
+
 NONE_SHOWN = "-"
 """what a table cell without a value shows (the browser's table drew "None")"""
-METRIC_COLUMNS = {m: st.column_config.NumberColumn(format="%.3f") for m in ("purity", "ari", "nmi", "acc")}
+METRIC_COLUMNS = {m: st.column_config.NumberColumn(format="%.3f") for m in METRICS}
 """metric columns as numbers to 3 decimals: they sort as numbers (as text, -0.03 came
 before -0.1)"""
 
@@ -260,10 +265,6 @@ def choice_from_address(params: dict[str, str]) -> DataChoice | None:
     return DataChoice(str(path), params.get("label") or None, labels, display=path.name)
 
 
-DATA_KEYS = ("data", "label", "labels")
-"""the query parameters that name the dataset"""
-
-
 def keep_choice_in_address() -> None:
     """Write the session's dataset into the page's address, so that a reload comes
     back to it: once, and only when it changed (each change of the address is an
@@ -282,29 +283,37 @@ PAGES = {HOME: "Home", DATA: "Data", TRAIN: "Train", COMPARE: "Compare", CLASSRO
 """the pages in the sidebar's order, with their names"""
 
 
-def page_address(page: str) -> dict[str, str]:
-    """The query parameters a link to ``page`` carries: the session's dataset, for
-    Train the run it shows, for Compare the runs it shows. Streamlit clears the address when the page changes,
-    and a page that wrote it back after arriving added a second history entry per
-    visit, so that Back seemed to do nothing; a link that carries it adds one."""
+def page_address(page: str, given: dict[str, str] | None = None, *, base: dict[str, str] | None = None,
+                 newest: Any = None) -> dict[str, str]:
+    """The query parameters a link to ``page`` carries: ``given``, else the session's
+    dataset (``base``, when the caller has it), for Train the run it shows, for
+    Compare the runs it shows (``newest``: the store's run ids, newest first, read
+    only when the session has no run of its own). Streamlit clears the address
+    when the page changes, and a page that wrote it back after arriving added a
+    second history entry per visit, so that Back seemed to do nothing; a link
+    that carries it adds one."""
     # the session's choice as it is (set_up_page has matched it with the address):
     # data_choice() here took a dataset just set, not yet in the address, for a Back
-    params = address_of(st.session_state.get("data_choice", DEFAULT_DATA))
-    if page == TRAIN:  # the run Train will show: the session's, else the newest
-        run_id = st.session_state.get("run_id")
-        if not run_id:
-            newest = store().list_runs()[:1]
-            run_id = newest[0].run_id if newest else None
+    params = dict(address_of(st.session_state.get("data_choice", DEFAULT_DATA)) if base is None else base)
+    params.update(given or {})
+    newest = newest or newest_run_ids
+    if page == TRAIN and "run" not in params:  # the session's run, else the newest
+        run_id = st.session_state.get("run_id") or next(iter(newest()), None)
         if run_id:
             params["run"] = run_id
-    if page == COMPARE:  # the runs Compare will show: the session's, else the newest two
+    if page == COMPARE and "runs" not in params:  # the session's runs, else the newest two
         runs = st.session_state.get("compare")
         if runs is None:
-            newest = store().list_runs()[:2]
-            runs = [r.run_id for r in newest] if len(newest) == 2 else []
+            ids = newest()
+            runs = ids[:2] if len(ids) >= 2 else []
         if runs:
             params["runs"] = ",".join(runs)
     return params
+
+
+def newest_run_ids() -> list[str]:
+    """The store's run ids, newest first."""
+    return [r.run_id for r in store().list_runs()]
 
 
 def go(page: str) -> None:
@@ -315,11 +324,11 @@ def go(page: str) -> None:
 
 
 def page_link(page: str, label: str, *, where: Any = None, params: dict[str, str] | None = None,
-              **kwargs: Any) -> None:
-    """A link to ``page`` that carries its address (:func:`page_address`, updated by
-    ``params``: the run Train shows, the runs Compare shows), drawn in ``where`` (a
-    container; default the page)."""
-    address = {**page_address(page), **(params or {})}
+              address: dict[str, str] | None = None, **kwargs: Any) -> None:
+    """A link to ``page`` that carries its address (``address``, else
+    :func:`page_address` with ``params``: the run Train shows, the runs Compare
+    shows), drawn in ``where`` (a container; default the page)."""
+    address = page_address(page, params) if address is None else address
     (where or st).page_link(page, label=label, query_params=address or None, **kwargs)
 
 
@@ -337,9 +346,12 @@ no_default_navigation()
 
 
 def navigation() -> None:
-    """The sidebar's links to the pages, each carrying its address."""
+    """The sidebar's links to the pages, each carrying its address (the dataset's
+    part made once, the store read at most once)."""
+    base = address_of(st.session_state.get("data_choice", DEFAULT_DATA))
+    newest = functools.cache(newest_run_ids)
     for page, name in PAGES.items():
-        page_link(page, name, where=st.sidebar)
+        page_link(page, name, where=st.sidebar, address=page_address(page, base=base, newest=newest))
 
 
 def set_up_page(title: str | None = None, *, links: bool = True) -> None:

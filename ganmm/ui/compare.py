@@ -64,11 +64,18 @@ def summary_view(records: list[RunRecord]):
     # browser's table draws a missing value as "None" whatever a Styler says
     for c in table.columns.difference([*METRICS, "seconds"]):
         table[c] = table[c].map(_setting)
-    for c in METRICS:  # a run without labels has None: NaN in a float column
-        table[c] = pd.to_numeric(table[c], errors="coerce").astype(float)
-    return (table.style
+    return (numeric_metrics(table).style
             .format("{:.1f}", subset=["seconds"], na_rep="-")
             .apply(lambda col: ["background-color: #fff3b0" if col.name in differs else ""] * len(col)))
+
+
+def numeric_metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its metric columns as floats, NaN where a run has none (no
+    labels): numbers sort as numbers, also when no run has any (a column of None
+    alone was a column of objects)."""
+    for c in METRICS:
+        table[c] = pd.to_numeric(table[c], errors="coerce").astype(float)
+    return table
 
 
 def _setting(value) -> str:
